@@ -1,0 +1,1 @@
+"""sglang-epd: render, validate, run and load-test SGLang EPD deployments."""
