@@ -1,0 +1,78 @@
+{{/*
+Command-line arguments, one token per list element (Kubernetes passes each element as one argv entry).
+*/}}
+
+{{/* `launch_server` arguments the chart sets for a SGLang role. Args: (list $root $roleKey). */}}
+{{- define "sglang-epd.sglangArgs" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $v := $root.Values }}
+{{- $role := get $v $key }}
+{{- $lang := include "sglang-epd.languageRoleKey" $root }}
+{{- $args := list
+  "--model-path" (include "sglang-epd.modelPath" $root)
+  "--served-model-name" (include "sglang-epd.servedModelName" $root)
+  "--host" "0.0.0.0"
+  "--port" (toString $role.port)
+  "--tp-size" (toString $role.tpSize) }}
+{{- if $v.model.trustRemoteCode }}{{ $args = append $args "--trust-remote-code" }}{{ end }}
+{{- if $v.metrics.enabled }}{{ $args = append $args "--enable-metrics" }}{{ end }}
+
+{{- if eq $key "encoder" }}
+{{- $args = concat $args (list "--encoder-only" "--encoder-transfer-backend" $v.encoderDiscovery.transferBackend) }}
+{{- if $role.prefixMmCache.enabled }}{{ $args = append $args "--enable-prefix-mm-cache" }}{{ end }}
+{{- if $role.mmAttentionBackend }}{{ $args = concat $args (list "--mm-attention-backend" $role.mmAttentionBackend) }}{{ end }}
+{{- if eq $v.encoderDiscovery.mode "dynamic" }}
+{{- /* Every language server runs an EncoderBootstrapServer; the encoder registers with all of them. */}}
+{{- $args = concat $args (list "--encoder-register-urls") (fromYamlArray (include "sglang-epd.podUrls" (list $root $lang $v.encoderDiscovery.bootstrapPort))) }}
+{{- end }}
+{{- end }}
+
+{{- if eq $key $lang }}
+{{- $args = concat $args (list "--language-only"
+  "--encoder-bootstrap-port" (toString $v.encoderDiscovery.bootstrapPort)
+  "--encoder-transfer-backend" $v.encoderDiscovery.transferBackend) }}
+{{- if eq $v.encoderDiscovery.mode "static" }}
+{{- /* One URL per encoder pod: the prefill splits images over the URLs it knows, so a load-balanced
+       Service would hide encoders from it. */}}
+{{- $args = concat $args (list "--encoder-urls") (fromYamlArray (include "sglang-epd.podUrls" (list $root "encoder" $v.encoder.port))) }}
+{{- end }}
+{{- if and (eq $key "prefill") $role.adaptiveDispatchToEncoder }}{{ $args = append $args "--enable-adaptive-dispatch-to-encoder" }}{{ end }}
+{{- end }}
+
+{{- if has $key (list "prefill" "decode") }}
+{{- $args = concat $args (list "--disaggregation-mode" $key
+  "--disaggregation-transfer-backend" $v.disaggregation.transferBackend
+  "--disaggregation-bootstrap-port" (toString $v.disaggregation.bootstrapPort)) }}
+{{- if and $v.rdma.enabled $v.rdma.ibDevices }}
+{{- $args = concat $args (list "--disaggregation-ib-device" $v.rdma.ibDevices) }}
+{{- end }}
+{{- end }}
+{{- toYaml $args }}
+{{- end }}
+
+{{/* `launch_router` arguments the chart sets. */}}
+{{- define "sglang-epd.routerArgs" -}}
+{{- $v := .Values }}
+{{- $r := $v.router }}
+{{- $args := list "--host" "0.0.0.0" "--port" (toString $r.port) "--policy" $r.policy }}
+{{- if include "sglang-epd.usesPD" . }}
+{{- /* One --prefill per prefill pod, with that pod's bootstrap port: the router sends bootstrap_host
+       (this URL's host) to decode, so the URL must name one pod, never a Service. */}}
+{{- $args = append $args "--pd-disaggregation" }}
+{{- range (fromYamlArray (include "sglang-epd.podUrls" (list $ "prefill" $v.prefill.port))) }}
+{{- $args = concat $args (list "--prefill" . (toString $v.disaggregation.bootstrapPort)) }}
+{{- end }}
+{{- range (fromYamlArray (include "sglang-epd.podUrls" (list $ "decode" $v.decode.port))) }}
+{{- $args = concat $args (list "--decode" .) }}
+{{- end }}
+{{- if $r.prefillPolicy }}{{ $args = concat $args (list "--prefill-policy" $r.prefillPolicy) }}{{ end }}
+{{- if $r.decodePolicy }}{{ $args = concat $args (list "--decode-policy" $r.decodePolicy) }}{{ end }}
+{{- else }}
+{{- $args = concat $args (list "--worker-urls") (fromYamlArray (include "sglang-epd.podUrls" (list $ "server" $v.server.port))) }}
+{{- end }}
+{{- if $v.metrics.enabled }}
+{{- $args = concat $args (list "--prometheus-host" "0.0.0.0" "--prometheus-port" (toString $r.metricsPort)) }}
+{{- end }}
+{{- toYaml $args }}
+{{- end }}

@@ -1,0 +1,153 @@
+{{/*
+Names and labels.
+*/}}
+{{- define "sglang-epd.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The RoleBasedGroup name. Not truncated: RBG derives pod and Service names from it, and a silently
+shortened name would change every DNS name; "sglang-epd.validate" fails instead when it is too long.
+*/}}
+{{- define "sglang-epd.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride }}
+{{- else if contains (include "sglang-epd.name" .) .Release.Name }}
+{{- .Release.Name }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "sglang-epd.name" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "sglang-epd.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "sglang-epd.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sglang-epd.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "sglang-epd.labels" -}}
+helm.sh/chart: {{ include "sglang-epd.chart" . }}
+{{ include "sglang-epd.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: sglang-epd
+{{- end }}
+
+{{/*
+Roles. Keys in .Values for the roles each mode renders, in start-up order.
+*/}}
+{{- define "sglang-epd.roleKeys" -}}
+{{- $modes := dict
+  "epd" (list "encoder" "prefill" "decode" "router")
+  "pd" (list "prefill" "decode" "router")
+  "encoder+collocated" (list "encoder" "server" "router")
+  "collocated" (list "server" "router") }}
+{{- toYaml (get $modes .Values.mode) }}
+{{- end }}
+
+{{/* The role that runs `--language-only` and the EncoderBootstrapServer, or "" without encoders. */}}
+{{- define "sglang-epd.languageRoleKey" -}}
+{{- get (dict "epd" "prefill" "encoder+collocated" "server") .Values.mode }}
+{{- end }}
+
+{{- define "sglang-epd.usesPD" -}}
+{{- if has .Values.mode (list "epd" "pd") }}true{{ end }}
+{{- end }}
+
+{{/* Value of app.kubernetes.io/component for a role key. */}}
+{{- define "sglang-epd.component" -}}
+{{- get (dict "encoder" "encoder" "prefill" "prefill" "decode" "decode" "server" "server" "router" "router") . }}
+{{- end }}
+
+{{/*
+Stable DNS name of pod <index> of a role: <rbg>-<role>-<index>.s-<rbg>-<role> (RBG standalone pattern:
+hostname = pod name, subdomain = the role's headless Service). Args: (list $root $roleKey $index).
+*/}}
+{{- define "sglang-epd.podHost" -}}
+{{- $root := index . 0 }}
+{{- $role := (get $root.Values (index . 1)).name }}
+{{- $rbg := include "sglang-epd.fullname" $root }}
+{{- printf "%s-%s-%d.s-%s-%s" $rbg $role (int (index . 2)) $rbg $role }}
+{{- end }}
+
+{{/* YAML list of http://<pod host>:<port> for every pod of a role. Args: (list $root $roleKey $port). */}}
+{{- define "sglang-epd.podUrls" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $urls := list }}
+{{- range $i := until (int (get $root.Values $key).replicas) }}
+{{- $urls = append $urls (printf "http://%s:%d" (include "sglang-epd.podHost" (list $root $key $i)) (int (index $ 2))) }}
+{{- end }}
+{{- toYaml $urls }}
+{{- end }}
+
+{{/*
+Dependencies of a role (RBG creates a role only after its dependencies are Ready). Args: (list $root $key).
+Static discovery: the language server needs every encoder URL at start, so it waits for the encoders.
+Dynamic discovery: encoders register with the language servers, so they start after them.
+The router starts last so that its workers pass /health when it registers them.
+*/}}
+{{- define "sglang-epd.dependencies" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $lang := include "sglang-epd.languageRoleKey" $root }}
+{{- $static := eq $root.Values.encoderDiscovery.mode "static" }}
+{{- $deps := list }}
+{{- if and (eq $key "encoder") (not $static) }}
+{{- $deps = list $lang }}
+{{- else if and $lang (eq $key $lang) $static }}
+{{- $deps = list "encoder" }}
+{{- else if eq $key "router" }}
+{{- $deps = without (fromYamlArray (include "sglang-epd.roleKeys" $root)) "router" }}
+{{- end }}
+{{- $names := list }}
+{{- range $deps }}
+{{- $names = append $names (get $root.Values .).name }}
+{{- end }}
+{{- toYaml $names }}
+{{- end }}
+
+{{/* The image of a role: per-role fields override the global image. Args: (list $root $roleValues). */}}
+{{- define "sglang-epd.image" -}}
+{{- $root := index . 0 }}
+{{- $override := (index . 1).image | default dict }}
+{{- $repository := $override.repository | default $root.Values.image.repository }}
+{{- $tag := $override.tag | default $root.Values.image.tag | default (printf "v%s" $root.Chart.AppVersion) }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+
+{{- define "sglang-epd.imagePullPolicy" -}}
+{{- $root := index . 0 }}
+{{- ((index . 1).image | default dict).pullPolicy | default $root.Values.image.pullPolicy }}
+{{- end }}
+
+{{- define "sglang-epd.servedModelName" -}}
+{{- .Values.model.servedModelName | default .Values.model.id }}
+{{- end }}
+
+{{- define "sglang-epd.modelPath" -}}
+{{- $m := .Values.model }}
+{{- $sub := $m.path | default (ternary $m.id "" (eq $m.source "huggingface")) }}
+{{- if $sub }}{{ printf "%s/%s" (trimSuffix "/" $m.mountPath) (trimPrefix "/" $sub) }}{{ else }}{{ $m.mountPath }}{{ end }}
+{{- end }}
+
+{{/*
+Fails with `<value path>: <problem>` when a flag in extraArgs is one the chart already sets: two copies
+of a flag make argparse keep the last one silently. Args: (list $valuesPath $chartArgs $extraArgs).
+*/}}
+{{- define "sglang-epd.checkExtraArgs" -}}
+{{- $path := index . 0 }}
+{{- $chartFlags := list }}
+{{- range (index . 1) }}
+{{- if hasPrefix "--" . }}{{ $chartFlags = append $chartFlags . }}{{ end }}
+{{- end }}
+{{- range (index . 2) }}
+{{- $flag := first (splitList "=" (toString .)) }}
+{{- if has $flag $chartFlags }}
+{{- fail (printf "%s: %s is already set by the chart (chart flags: %s). Change the value that sets it instead of repeating it in extraArgs." $path $flag (join " " $chartFlags)) }}
+{{- end }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,278 @@
+{{/*
+Pod templates of the RBG roles (standalonePattern: one pod per replica).
+*/}}
+
+{{/* Pod metadata shared by every role. Args: (list $root $roleKey). */}}
+{{- define "sglang-epd.podMetadata" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $role := get $root.Values $key }}
+metadata:
+  labels:
+    {{- include "sglang-epd.selectorLabels" $root | nindent 4 }}
+    app.kubernetes.io/component: {{ include "sglang-epd.component" $key }}
+    {{- with $role.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $role.podAnnotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
+{{/* Scheduling fields shared by every role. Args: (list $root $roleValues). */}}
+{{- define "sglang-epd.podScheduling" -}}
+{{- $root := index . 0 }}
+{{- $role := index . 1 }}
+{{- with $root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $role.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $role.runtimeClassName }}
+runtimeClassName: {{ . }}
+{{- end }}
+{{- with $role.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $role.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $role.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+terminationGracePeriodSeconds: {{ $role.terminationGracePeriodSeconds }}
+enableServiceLinks: false
+{{- end }}
+
+{{/*
+Container resources of a SGLang role: CPU/memory from values, GPUs = tpSize (a GPU entry in resources
+must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
+*/}}
+{{- define "sglang-epd.sglangResources" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $role := get $root.Values $key }}
+{{- $gpu := $root.Values.gpuResourceName }}
+{{- $res := deepCopy ($role.resources | default dict) }}
+{{- $limits := $res.limits | default dict }}
+{{- range $kind := list "requests" "limits" }}
+{{- $given := get (get $res $kind | default dict) $gpu }}
+{{- if and $given (ne (int (toString $given)) (int $role.tpSize)) }}
+{{- fail (printf "%s.resources.%s.%s is %v but %s.tpSize is %v: every tensor-parallel rank needs one GPU. Set tpSize (the chart derives the GPU count from it) and drop the GPU entry from resources." $key $kind $gpu $given $key $role.tpSize) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $limits $gpu (int $role.tpSize) }}
+{{- if $root.Values.rdma.enabled }}
+{{- $limits = merge $limits $root.Values.rdma.resources }}
+{{- end }}
+{{- $_ := set $res "limits" $limits }}
+{{- toYaml $res }}
+{{- end }}
+
+{{/* Probes of a SGLang container (see values.yaml `probes` for why they are slow). */}}
+{{- define "sglang-epd.sglangProbes" -}}
+{{- $p := .Values.probes }}
+{{- range $probe := list (list "startupProbe" $p.startup) (list "readinessProbe" $p.readiness) (list "livenessProbe" $p.liveness) }}
+{{ index $probe 0 }}:
+  httpGet:
+    path: /health
+    port: http
+  periodSeconds: {{ (index $probe 1).periodSeconds }}
+  timeoutSeconds: {{ (index $probe 1).timeoutSeconds }}
+  failureThreshold: {{ (index $probe 1).failureThreshold }}
+{{- end }}
+{{- end }}
+
+{{/* The model volume and, for huggingface, the init container that fills it. */}}
+{{- define "sglang-epd.modelVolume" -}}
+{{- $m := .Values.model }}
+- name: model
+{{- if eq $m.source "pvc" }}
+  persistentVolumeClaim:
+    claimName: {{ $m.pvc.claimName }}
+    readOnly: {{ $m.pvc.readOnly }}
+{{- else if eq $m.source "hostPath" }}
+  hostPath:
+    path: {{ $m.hostPath.path }}
+    type: {{ $m.hostPath.type }}
+{{- else if $m.huggingface.cache.claimName }}
+  persistentVolumeClaim:
+    claimName: {{ $m.huggingface.cache.claimName }}
+{{- else }}
+  emptyDir:
+    sizeLimit: {{ $m.huggingface.cache.sizeLimit }}
+{{- end }}
+{{- end }}
+
+{{- define "sglang-epd.modelDownloadContainer" -}}
+{{- $root := index . 0 }}
+{{- $role := index . 1 }}
+{{- $m := $root.Values.model }}
+- name: model-download
+  image: {{ include "sglang-epd.image" (list $root $role) }}
+  imagePullPolicy: {{ include "sglang-epd.imagePullPolicy" (list $root $role) }}
+  command:
+    - python3
+    - -c
+    - |
+      import os
+      from huggingface_hub import snapshot_download
+      snapshot_download(repo_id=os.environ["MODEL_ID"], revision=os.environ.get("MODEL_REVISION") or None,
+                        local_dir=os.environ["MODEL_DIR"])
+  env:
+    - name: MODEL_ID
+      value: {{ $m.id | quote }}
+    - name: MODEL_REVISION
+      value: {{ $m.huggingface.revision | quote }}
+    - name: MODEL_DIR
+      value: {{ include "sglang-epd.modelPath" $root | quote }}
+    {{- with $m.huggingface.tokenSecret.name }}
+    - name: HF_TOKEN
+      valueFrom:
+        secretKeyRef:
+          name: {{ . }}
+          key: {{ $m.huggingface.tokenSecret.key }}
+    {{- end }}
+  {{- with $m.huggingface.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  volumeMounts:
+    - name: model
+      mountPath: {{ $m.mountPath }}
+{{- end }}
+
+{{/* Pod template of a SGLang role (encoder, prefill, decode, server). Args: (list $root $roleKey). */}}
+{{- define "sglang-epd.sglangPodTemplate" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $v := $root.Values }}
+{{- $role := get $v $key }}
+{{- $args := fromYamlArray (include "sglang-epd.sglangArgs" (list $root $key)) }}
+{{- include "sglang-epd.checkExtraArgs" (list (printf "%s.extraArgs" $key) $args $role.extraArgs) }}
+{{- include "sglang-epd.podMetadata" (list $root $key) | trim }}
+spec:
+  {{- include "sglang-epd.podScheduling" (list $root $role) | trim | nindent 2 }}
+  {{- if and $v.rdma.enabled $v.rdma.hostNetwork }}
+  hostNetwork: true
+  # Keeps cluster DNS (pod and Service names) resolvable from the host network namespace.
+  dnsPolicy: ClusterFirstWithHostNet
+  {{- end }}
+  {{- if eq $v.model.source "huggingface" }}
+  initContainers:
+    {{- include "sglang-epd.modelDownloadContainer" (list $root $role) | trim | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: sglang
+      image: {{ include "sglang-epd.image" (list $root $role) }}
+      imagePullPolicy: {{ include "sglang-epd.imagePullPolicy" (list $root $role) }}
+      command:
+        - python3
+        - -m
+        - sglang.launch_server
+      args:
+        {{- concat $args $role.extraArgs | toYaml | nindent 8 }}
+      env:
+        # ZMQ sockets and encoder self-registration advertise this address.
+        - name: SGLANG_HOST_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+        {{- if and (eq $key "encoder") $role.prefixMmCache.enabled $role.prefixMmCache.sizeMb }}
+        - name: SGLANG_VLM_CACHE_SIZE_MB
+          value: {{ $role.prefixMmCache.sizeMb | quote }}
+        {{- end }}
+        {{- with $role.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      ports:
+        - name: http
+          containerPort: {{ $role.port }}
+        {{- if eq $key (include "sglang-epd.languageRoleKey" $root) }}
+        - name: encoder-boot
+          containerPort: {{ $v.encoderDiscovery.bootstrapPort }}
+        {{- end }}
+        {{- if eq $key "prefill" }}
+        - name: pd-bootstrap
+          containerPort: {{ $v.disaggregation.bootstrapPort }}
+        {{- end }}
+      {{- include "sglang-epd.sglangProbes" $root | trim | nindent 6 }}
+      resources:
+        {{- include "sglang-epd.sglangResources" (list $root $key) | trim | nindent 8 }}
+      {{- if $v.rdma.enabled }}
+      securityContext:
+        capabilities:
+          # Mooncake/NIXL pin transfer buffers in memory for RDMA.
+          add: ["IPC_LOCK"]
+      {{- end }}
+      volumeMounts:
+        - name: model
+          mountPath: {{ $v.model.mountPath }}
+          {{- if eq $v.model.source "pvc" }}
+          readOnly: {{ $v.model.pvc.readOnly }}
+          {{- end }}
+        - name: dshm
+          mountPath: /dev/shm
+  volumes:
+    {{- include "sglang-epd.modelVolume" $root | trim | nindent 4 }}
+    - name: dshm
+      emptyDir:
+        medium: Memory
+        sizeLimit: {{ $v.shmSize }}
+{{- end }}
+
+{{/* Pod template of the router role. */}}
+{{- define "sglang-epd.routerPodTemplate" -}}
+{{- $r := .Values.router }}
+{{- $args := fromYamlArray (include "sglang-epd.routerArgs" .) }}
+{{- include "sglang-epd.checkExtraArgs" (list "router.extraArgs" $args $r.extraArgs) }}
+{{- include "sglang-epd.podMetadata" (list . "router") | trim }}
+spec:
+  {{- include "sglang-epd.podScheduling" (list . $r) | trim | nindent 2 }}
+  containers:
+    - name: router
+      image: {{ include "sglang-epd.image" (list . $r) }}
+      imagePullPolicy: {{ include "sglang-epd.imagePullPolicy" (list . $r) }}
+      command:
+        - python3
+        - -m
+        - sglang_router.launch_router
+      args:
+        {{- concat $args $r.extraArgs | toYaml | nindent 8 }}
+      {{- with $r.extraEnv }}
+      env:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      ports:
+        - name: http
+          containerPort: {{ $r.port }}
+        {{- if .Values.metrics.enabled }}
+        - name: metrics
+          containerPort: {{ $r.metricsPort }}
+        {{- end }}
+      # /readiness stays 503 until the router's workers pass their health checks; /health is liveness.
+      readinessProbe:
+        httpGet:
+          path: /readiness
+          port: http
+        periodSeconds: 5
+        timeoutSeconds: 5
+        failureThreshold: 3
+      livenessProbe:
+        httpGet:
+          path: /health
+          port: http
+        periodSeconds: 10
+        timeoutSeconds: 5
+        failureThreshold: 6
+      {{- with $r.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end }}

@@ -1,0 +1,94 @@
+"""Render the chart with the real helm CLI and return the parsed objects."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART_DIR = REPO_ROOT / "charts" / "sglang-epd"
+EXAMPLES_DIR = REPO_ROOT / "values-examples"
+RBG_API = "workloads.x-k8s.io/v1alpha2/RoleBasedGroup"
+
+# Which env var overrides, and which file under .tools/bin is installed by scripts/install_helm.py.
+_HELM_LOCATIONS = {"3": ("SGLANG_EPD_HELM", "helm"), "4": ("SGLANG_EPD_HELM4", "helm4")}
+
+
+class HelmNotFoundError(RuntimeError):
+    pass
+
+
+class RenderError(RuntimeError):
+    """helm refused the values: the message is helm's own (it names the offending value)."""
+
+
+def find_helm(major: str = "3") -> str:
+    """Path of a helm CLI of the given major version: env override, then .tools/bin, then PATH."""
+    env_var, tool_name = _HELM_LOCATIONS[major]
+    candidates = [os.environ.get(env_var), str(REPO_ROOT / ".tools" / "bin" / tool_name)]
+    if major == "3":
+        candidates.append(shutil.which("helm"))
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise HelmNotFoundError(
+        f"No Helm {major} CLI found (looked at ${env_var}, .tools/bin/{tool_name} and PATH). "
+        "Run `python3 scripts/install_helm.py` or point the variable at a helm binary."
+    )
+
+
+@dataclass(frozen=True)
+class HelmRunner:
+    """Runs one helm binary with private cache/config dirs, so tests never touch the user's helm setup."""
+
+    binary: str
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        with tempfile.TemporaryDirectory(prefix="sglang-epd-helm-") as home:
+            env = {
+                **os.environ,
+                "HELM_CACHE_HOME": f"{home}/cache",
+                "HELM_CONFIG_HOME": f"{home}/config",
+                "HELM_DATA_HOME": f"{home}/data",
+            }
+            return subprocess.run([self.binary, *args], capture_output=True, text=True, env=env, check=False)
+
+
+def template_args(
+    values_files: Iterable[Path | str] = (),
+    set_values: Mapping[str, object] | None = None,
+    release: str = "sglang-epd",
+    namespace: str = "default",
+    chart: Path = CHART_DIR,
+    api_versions: Iterable[str] = (RBG_API,),
+) -> list[str]:
+    args = ["template", release, str(chart), "--namespace", namespace]
+    for path in values_files:
+        args += ["-f", str(path)]
+    for key, value in (set_values or {}).items():
+        args += ["--set-json", f"{key}={json.dumps(value)}"]
+    for api in api_versions:
+        args += ["--api-versions", api]
+    return args
+
+
+def render_text(helm: HelmRunner | None = None, **kwargs: object) -> str:
+    """Rendered manifests as helm prints them; raises RenderError with helm's message on failure."""
+    runner = helm or HelmRunner(find_helm())
+    result = runner.run(*template_args(**kwargs))  # type: ignore[arg-type]
+    if result.returncode != 0:
+        raise RenderError(result.stderr.strip())
+    return result.stdout
+
+
+def render(helm: HelmRunner | None = None, **kwargs: object) -> list[dict]:
+    """Rendered objects (empty documents dropped)."""
+    return [doc for doc in yaml.safe_load_all(render_text(helm, **kwargs)) if doc]
