@@ -61,6 +61,10 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- fail "router.metricsPort must differ from router.port: the router serves Prometheus on its own listener." }}
 {{- end }}
 
+{{- if and $v.router.ingress.enabled (not $v.router.ingress.hosts) }}
+{{- fail "router.ingress.hosts: router.ingress.enabled needs at least one host rule, e.g. [{host: vlm.example.com, paths: [{path: /, pathType: Prefix}]}]." }}
+{{- end }}
+
 {{- $m := $v.model }}
 {{- if and (eq $m.source "pvc") (not $m.pvc.claimName) }}
 {{- fail "model.pvc.claimName: model.source is pvc, so name an existing PersistentVolumeClaim that holds the weights." }}

@@ -1,0 +1,234 @@
+"""Checks that the rendered roles are wired to each other the way SGLang and RBG need.
+
+Every check reads the rendered objects only, so a wiring mistake in the chart (a DNS name RBG never
+creates, a port another role does not listen on, a dependency pointing the wrong way) is found without
+a cluster. Each problem is one sentence naming the role, the flag and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+from .topology import Role, Topology, TopologyError
+
+SGLANG_COMPONENTS = ("encoder", "prefill", "decode", "server")
+URL_SCHEMES = ("http://", "https://")
+
+
+def check_wiring(topology: Topology, objects: list[dict], gpu_resource: str = "nvidia.com/gpu") -> list[str]:
+    problems: list[str] = []
+    for role in topology.roles.values():
+        problems += _check_argv_tokens(role)
+        problems += _check_dependencies_exist(topology, role)
+        if role.component in SGLANG_COMPONENTS:
+            problems += _check_sglang_pod(role, gpu_resource)
+            problems += _check_flag_combinations(role)
+    problems += _check_urls(topology)
+    problems += _check_discovery_direction(topology)
+    problems += _check_pd(topology)
+    problems += _check_router_service(topology, objects)
+    return problems
+
+
+def _check_argv_tokens(role: Role) -> list[str]:
+    # Kubernetes passes each list element as one argv entry: "--port 30000" would be one unknown flag.
+    return [
+        f"{role.name}: argv element {token!r} is not a single token"
+        for token in role.argv
+        if not isinstance(token, str) or token.split() != [token]
+    ]
+
+
+def _check_dependencies_exist(topology: Topology, role: Role) -> list[str]:
+    problems = []
+    for dependency in role.dependencies:
+        if dependency == role.name:
+            problems.append(f"{role.name}: depends on itself")
+        elif dependency not in topology.roles:
+            problems.append(f"{role.name}: depends on {dependency!r}, which is not a role of the group")
+    return problems
+
+
+def _check_sglang_pod(role: Role, gpu_resource: str) -> list[str]:
+    problems = []
+    container = role.container
+    if role.flag("--host") != ["0.0.0.0"]:
+        problems.append(f"{role.name}: --host must be 0.0.0.0 (SGLang listens on 127.0.0.1 by default)")
+    tp_size = int((role.flag("--tp-size") or ["1"])[0])
+    if role.gpus(gpu_resource) != tp_size:
+        problems.append(f"{role.name}: {role.gpus(gpu_resource)} x {gpu_resource} for --tp-size {tp_size}")
+    host_ip = [e for e in container.get("env", []) if e.get("name") == "SGLANG_HOST_IP"]
+    if [e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") for e in host_ip] != ["status.podIP"]:
+        problems.append(f"{role.name}: SGLANG_HOST_IP must come from status.podIP")
+    ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    if ports.get("http") != role.port:
+        problems.append(f"{role.name}: container port 'http' is {ports.get('http')}, --port is {role.port}")
+    for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        get = container.get(probe_name, {}).get("httpGet", {})
+        if (get.get("path"), get.get("port")) != ("/health", "http"):
+            problems.append(f"{role.name}: {probe_name} must GET /health on port http")
+    if not _has_memory_shm(role):
+        problems.append(f"{role.name}: /dev/shm must be a memory-backed emptyDir")
+    return problems
+
+
+def _has_memory_shm(role: Role) -> bool:
+    mounts = {m["name"]: m["mountPath"] for m in role.container.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in role.pod_template["spec"].get("volumes", [])}
+    return any(
+        path == "/dev/shm" and volumes.get(name, {}).get("emptyDir", {}).get("medium") == "Memory"
+        for name, path in mounts.items()
+    )
+
+
+def _check_flag_combinations(role: Role) -> list[str]:
+    # Start-up checks SGLang applies in ServerArgs (facts: sglang-epd.md, EPD flags).
+    flags = role.flags
+    problems = []
+    if "--encoder-only" in flags and ("--language-only" in flags or "--disaggregation-mode" in flags):
+        problems.append(f"{role.name}: --encoder-only cannot be combined with --language-only/--disaggregation-mode")
+    if "--enable-prefix-mm-cache" in flags and "--encoder-only" not in flags:
+        problems.append(f"{role.name}: --enable-prefix-mm-cache is only valid with --encoder-only")
+    duplicated = [name for name, occurrences in flags.items() if len(occurrences) > 1]
+    if duplicated and role.component != "router":
+        problems.append(f"{role.name}: flags given more than once: {duplicated}")
+    return problems
+
+
+def _url_occurrences(role: Role) -> Iterator[tuple[str, list[str]]]:
+    for flag, occurrences in role.flags.items():
+        for values in occurrences:
+            yield flag, values
+
+
+def _check_urls(topology: Topology) -> list[str]:
+    """Every URL in any argv names an existing pod and a port that pod's role listens on for that flag."""
+    problems = []
+    for role in topology.roles.values():
+        for flag, values in _url_occurrences(role):
+            for url in (v for v in values if v.startswith(URL_SCHEMES)):
+                try:
+                    target, _pod, port = topology.resolve_url(url)
+                except TopologyError as error:
+                    problems.append(f"{role.name} {flag}: {error}")
+                    continue
+                expected = _expected_target(flag, target)
+                if expected is None:
+                    problems.append(f"{role.name} {flag}: {url} points at role {target.name} ({target.component})")
+                elif port != expected:
+                    problems.append(f"{role.name} {flag}: {url} uses port {port}, {target.name} listens on {expected}")
+    return problems
+
+
+def _expected_target(flag: str, target: Role) -> int | None:
+    """The port a URL given with this flag must use on the target role, or None for a wrong target."""
+    if flag == "--encoder-register-urls":
+        bootstrap = target.flag("--encoder-bootstrap-port")
+        return int(bootstrap[0]) if bootstrap and "--language-only" in target.flags else None
+    wanted_component = {
+        "--encoder-urls": "encoder",
+        "--prefill": "prefill",
+        "--decode": "decode",
+        "--worker-urls": "server",
+    }.get(flag)
+    return target.port if wanted_component == target.component else None
+
+
+def _urls_of(role: Role, flag: str) -> list[str]:
+    return [v for name, values in _url_occurrences(role) if name == flag for v in values if v.startswith(URL_SCHEMES)]
+
+
+def _one_url_per_pod(owner: Role, flag: str, target: Role) -> list[str]:
+    hosts = Counter(url.split("//", 1)[1].split(":", 1)[0] for url in _urls_of(owner, flag))
+    expected = Counter(pod.host for pod in target.pods)
+    if hosts != expected:
+        return [f"{owner.name} {flag}: lists {sorted(hosts.elements())}, want each pod of {target.name} "
+                f"once: {sorted(expected.elements())}"]
+    return []
+
+
+def _language_roles(topology: Topology) -> list[Role]:
+    return [r for r in topology.roles.values() if "--language-only" in r.flags]
+
+
+def _check_discovery_direction(topology: Topology) -> list[str]:
+    """Static: language servers list the encoders and wait for them. Dynamic: encoders register with the
+    language servers and start after them. Never both directions (a dependency cycle)."""
+    encoder = topology.role("encoder")
+    problems = []
+    for language in _language_roles(topology):
+        if encoder is None:
+            problems.append(f"{language.name}: --language-only without an encoder role")
+            continue
+        static = "--encoder-urls" in language.flags
+        dynamic = "--encoder-register-urls" in encoder.flags
+        if static == dynamic:
+            problems.append(f"{language.name}/{encoder.name}: exactly one of --encoder-urls (static) and "
+                            "--encoder-register-urls (dynamic) must be set")
+        if static:
+            problems += _one_url_per_pod(language, "--encoder-urls", encoder)
+            if encoder.name not in language.dependencies or language.name in encoder.dependencies:
+                problems.append(f"static discovery: {language.name} must depend on {encoder.name}, not the reverse")
+        if dynamic:
+            problems += _one_url_per_pod(encoder, "--encoder-register-urls", language)
+            if language.name not in encoder.dependencies or encoder.name in language.dependencies:
+                problems.append(f"dynamic discovery: {encoder.name} must depend on {language.name}, not the reverse")
+        if encoder.flag("--encoder-transfer-backend") != language.flag("--encoder-transfer-backend"):
+            problems.append(f"{encoder.name}/{language.name}: --encoder-transfer-backend differs")
+    return problems
+
+
+def _check_pd(topology: Topology) -> list[str]:
+    router = topology.role("router")
+    prefill, decode, server = topology.role("prefill"), topology.role("decode"), topology.role("server")
+    if router is None:
+        return ["no router role"]
+    problems = []
+    if prefill and decode:
+        if "--pd-disaggregation" not in router.flags:
+            problems.append(f"{router.name}: prefill and decode roles exist but --pd-disaggregation is missing")
+        problems += _one_url_per_pod(router, "--prefill", prefill)
+        problems += _one_url_per_pod(router, "--decode", decode)
+        bootstrap = prefill.flag("--disaggregation-bootstrap-port")
+        # The router sends bootstrap_port from `--prefill URL PORT`; decode falls back to its own flag.
+        for values in router.flags.get("--prefill", []):
+            if values[1:] != bootstrap:
+                problems.append(f"{router.name} --prefill {values}: bootstrap port must be {bootstrap}")
+        if decode.flag("--disaggregation-bootstrap-port") != bootstrap:
+            problems.append(f"{decode.name}: --disaggregation-bootstrap-port differs from {prefill.name}'s")
+        if decode.flag("--disaggregation-transfer-backend") != prefill.flag("--disaggregation-transfer-backend"):
+            problems.append(f"{prefill.name}/{decode.name}: --disaggregation-transfer-backend differs")
+        if prefill.flag("--disaggregation-mode") != ["prefill"] or decode.flag("--disaggregation-mode") != ["decode"]:
+            problems.append("prefill/decode roles must run --disaggregation-mode prefill/decode")
+        workers = [prefill, decode]
+    elif server:
+        problems += _one_url_per_pod(router, "--worker-urls", server)
+        workers = [server]
+    else:
+        return problems + ["router has no prefill+decode or server roles to route to"]
+    for worker in workers:
+        if worker.name not in router.dependencies:
+            problems.append(f"{router.name}: must depend on {worker.name} (it registers those pods at start)")
+    return problems
+
+
+def _check_router_service(topology: Topology, objects: list[dict]) -> list[str]:
+    router = topology.role("router")
+    services = [o for o in objects if o.get("kind") == "Service"]
+    if router is None or not services:
+        return ["no router Service"]
+    wanted = {
+        "rbg.workloads.x-k8s.io/group-name": topology.group,
+        "rbg.workloads.x-k8s.io/role-name": router.name,
+    }
+    router_ports = {p.get("name") for p in router.container.get("ports", [])}
+    problems = []
+    for service in services:
+        if service["spec"].get("selector") != wanted:
+            problems.append(f"Service {service['metadata']['name']}: selector must be {wanted}")
+        for port in service["spec"].get("ports", []):
+            if port.get("targetPort") not in router_ports:
+                problems.append(f"Service {service['metadata']['name']}: targetPort {port.get('targetPort')} "
+                                f"is not a router container port ({sorted(router_ports)})")
+    return problems

@@ -1,0 +1,80 @@
+"""Bad values fail at render time (schema or template checks) with a message that names the value."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sglang_epd.render import RenderError, render
+
+LONG = "a" * 52
+
+# (values, dotted paths the message must name, other words it must contain)
+BAD_VALUES: dict[str, tuple[dict[str, object], list[str], list[str]]] = {
+    "negative-replicas": ({"encoder.replicas": -1}, ["encoder.replicas"], []),
+    "unknown-mode": ({"mode": "epdx"}, ["mode"], []),
+    "unknown-pd-backend": ({"disaggregation.transferBackend": "tcp"}, ["disaggregation.transferBackend"], []),
+    "unknown-encoder-backend": ({"encoderDiscovery.transferBackend": "grpc"}, ["encoderDiscovery.transferBackend"], []),
+    "unknown-discovery": ({"encoderDiscovery.mode": "dns"}, ["encoderDiscovery.mode"], []),
+    "gpus-not-tp-size": (
+        {"prefill.tpSize": 2, "prefill.resources": {"limits": {"nvidia.com/gpu": 1}}},
+        ["prefill.resources.limits.nvidia.com/gpu", "prefill.tpSize"], [],
+    ),
+    "mooncake-pd-without-rdma": ({"disaggregation.transferBackend": "mooncake"}, ["disaggregation.transferBackend"],
+                                 ["rdma.enabled"]),
+    "mooncake-encoder-without-rdma": ({"encoderDiscovery.transferBackend": "mooncake"},
+                                      ["encoderDiscovery.transferBackend"], ["rdma.enabled"]),
+    "rdma-without-devices": ({"rdma.enabled": True, "rdma.resources": {"rdma/hca": None}}, ["rdma.resources"], []),
+    "dns-label-over-63": ({"fullnameOverride": LONG}, ["fullnameOverride"], ["63"]),
+    "role-name-over-63": ({"encoder.name": "e" * 64}, ["encoder.name"], []),
+    "role-name-not-dns": ({"encoder.name": "Vision_Encoder"}, ["encoder.name"], []),
+    "duplicate-role-names": ({"decode.name": "vlm-prefill"}, ["decode.name"], ["unique"]),
+    "plain-text-hf-token": ({"model.huggingface.token": "hf_abc"}, ["model.huggingface"], ["token"]),
+    "plain-text-hf-token-top": ({"model.hfToken": "hf_abc"}, ["model"], ["hfToken"]),
+    "extra-arg-duplicates-chart-flag": ({"encoder.extraArgs": ["--port", "1"]}, ["encoder.extraArgs"], ["--port"]),
+    "extra-arg-duplicates-with-equals": ({"router.extraArgs": ["--policy=random"]}, ["router.extraArgs"],
+                                         ["--policy"]),
+    "extra-arg-two-tokens": ({"prefill.extraArgs": ["--mem-fraction-static 0.8"]}, ["prefill.extraArgs"], []),
+    "no-prefill": ({"prefill.replicas": 0}, ["prefill.replicas"], []),
+    "static-without-encoders": ({"encoderDiscovery.mode": "static", "encoder.replicas": 0}, ["encoder.replicas"],
+                                ["dynamic"]),
+    "port-clash-bootstrap": ({"prefill.port": 8998}, ["prefill.port", "disaggregation.bootstrapPort"], []),
+    "pvc-without-claim": ({"model.source": "pvc"}, ["model.pvc.claimName"], []),
+    "hostpath-without-path": ({"model.source": "hostPath"}, ["model.hostPath.path"], []),
+    "unknown-router-policy": ({"router.policy": "fastest"}, ["router.policy"], []),
+    "metrics-port-clash": ({"router.metricsPort": 8000}, ["router.metricsPort"], []),
+    "unknown-top-level-key": ({"replicaCount": 3}, [], ["replicaCount"]),
+    "ingress-without-hosts": ({"router.ingress.enabled": True}, ["router.ingress.hosts"], []),
+    "tp-size-zero": ({"decode.tpSize": 0}, ["decode.tpSize"], []),
+}
+
+
+def _path_forms(dotted: str) -> list[str]:
+    """Helm 3 writes schema paths as `a.b.c`, Helm 4 as `/a/b/c`; template checks use `a.b.c`."""
+    return [dotted, "/" + dotted.replace(".", "/")]
+
+
+def assert_names(message: str, paths: list[str], words: list[str]) -> None:
+    for path in paths:
+        assert any(form in message for form in _path_forms(path)), f"{path!r} not named in: {message}"
+    for word in words:
+        assert re.search(re.escape(word), message), f"{word!r} not in: {message}"
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES), ids=list(BAD_VALUES))
+def test_bad_values_fail_naming_the_value(any_helm, case: str) -> None:
+    values, paths, words = BAD_VALUES[case]
+    with pytest.raises(RenderError) as failure:
+        render(any_helm, set_values=values)
+    assert_names(str(failure.value), paths, words)
+
+
+def test_missing_rbg_api_fails_with_install_hint(any_helm) -> None:
+    with pytest.raises(RenderError) as failure:
+        render(any_helm, api_versions=())
+    assert_names(str(failure.value), ["preflight.requireRbgApi"], ["rbgs", "--api-versions"])
+
+
+def test_preflight_can_be_skipped_offline(any_helm) -> None:
+    assert render(any_helm, api_versions=(), set_values={"preflight.requireRbgApi": False})
