@@ -92,3 +92,33 @@ def render_text(helm: HelmRunner | None = None, **kwargs: object) -> str:
 def render(helm: HelmRunner | None = None, **kwargs: object) -> list[dict]:
     """Rendered objects (empty documents dropped)."""
     return [doc for doc in yaml.safe_load_all(render_text(helm, **kwargs)) if doc]
+
+
+def render_notes(
+    helm4: HelmRunner,
+    values_files: Iterable[Path | str] = (),
+    release: str = "sglang-epd",
+    namespace: str = "default",
+) -> str:
+    """NOTES.txt as `helm install` prints it. Needs Helm 4: its `install --dry-run=client` works without a
+    cluster (Helm 3.17 contacts the API server even then). The preflight is off because a client-side
+    dry run knows only the built-in APIs."""
+    args = [
+        "install",
+        release,
+        str(CHART_DIR),
+        "--namespace",
+        namespace,
+        "--dry-run=client",
+        "--set",
+        "preflight.requireRbgApi=false",
+    ]
+    for path in values_files:
+        args += ["-f", str(path)]
+    result = helm4.run(*args)
+    if result.returncode != 0:
+        raise RenderError(result.stderr.strip())
+    notes = result.stdout.partition("NOTES:\n")[2]
+    if not notes:
+        raise RenderError(f"helm install --dry-run printed no NOTES:\n{result.stdout[-2000:]}")
+    return notes

@@ -103,7 +103,9 @@ class Topology:
             raise TopologyError(f"expected one RoleBasedGroup in the rendered chart, found {len(groups)}")
         rbg = groups[0]
         if rbg.get("apiVersion") != RBG_API_VERSION:
-            raise TopologyError(f"RoleBasedGroup has apiVersion {rbg.get('apiVersion')}, want {RBG_API_VERSION}")
+            raise TopologyError(
+                f"RoleBasedGroup has apiVersion {rbg.get('apiVersion')}, want {RBG_API_VERSION}"
+            )
         group = rbg["metadata"]["name"]
         roles = {}
         for spec in rbg["spec"]["roles"]:
@@ -140,3 +142,18 @@ class Topology:
         if parts.port is None:
             raise TopologyError(f"{url} has no port")
         return self.roles[pod.role], pod, parts.port
+
+
+def describe(topology: Topology) -> str:
+    """A plain-text summary: roles in start-up order, their pods' DNS names and the URLs they are given."""
+    lines = [f"RoleBasedGroup {topology.group}"]
+    for role in topology.roles.values():
+        depends = f"  (after {', '.join(role.dependencies)})" if role.dependencies else ""
+        gpus = f", {role.gpus()} GPU(s) each" if role.component != "router" else ""
+        lines.append(f"  {role.name} [{role.component}] x{role.replicas}, port {role.port}{gpus}{depends}")
+        lines += [f"    pod {pod.host}" for pod in role.pods]
+        for flag, occurrences in role.flags.items():
+            for values in occurrences:
+                if any(v.startswith(("http://", "https://")) for v in values):
+                    lines.append(f"    {flag} {' '.join(values)}")
+    return "\n".join(lines)

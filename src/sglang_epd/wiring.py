@@ -87,7 +87,9 @@ def _check_flag_combinations(role: Role) -> list[str]:
     flags = role.flags
     problems = []
     if "--encoder-only" in flags and ("--language-only" in flags or "--disaggregation-mode" in flags):
-        problems.append(f"{role.name}: --encoder-only cannot be combined with --language-only/--disaggregation-mode")
+        problems.append(
+            f"{role.name}: --encoder-only cannot be combined with --language-only/--disaggregation-mode"
+        )
     if "--enable-prefix-mm-cache" in flags and "--encoder-only" not in flags:
         problems.append(f"{role.name}: --enable-prefix-mm-cache is only valid with --encoder-only")
     duplicated = [name for name, occurrences in flags.items() if len(occurrences) > 1]
@@ -115,9 +117,13 @@ def _check_urls(topology: Topology) -> list[str]:
                     continue
                 expected = _expected_target(flag, target)
                 if expected is None:
-                    problems.append(f"{role.name} {flag}: {url} points at role {target.name} ({target.component})")
+                    problems.append(
+                        f"{role.name} {flag}: {url} points at role {target.name} ({target.component})"
+                    )
                 elif port != expected:
-                    problems.append(f"{role.name} {flag}: {url} uses port {port}, {target.name} listens on {expected}")
+                    problems.append(
+                        f"{role.name} {flag}: {url} uses port {port}, {target.name} listens on {expected}"
+                    )
     return problems
 
 
@@ -136,15 +142,23 @@ def _expected_target(flag: str, target: Role) -> int | None:
 
 
 def _urls_of(role: Role, flag: str) -> list[str]:
-    return [v for name, values in _url_occurrences(role) if name == flag for v in values if v.startswith(URL_SCHEMES)]
+    return [
+        v
+        for name, values in _url_occurrences(role)
+        if name == flag
+        for v in values
+        if v.startswith(URL_SCHEMES)
+    ]
 
 
 def _one_url_per_pod(owner: Role, flag: str, target: Role) -> list[str]:
     hosts = Counter(url.split("//", 1)[1].split(":", 1)[0] for url in _urls_of(owner, flag))
     expected = Counter(pod.host for pod in target.pods)
     if hosts != expected:
-        return [f"{owner.name} {flag}: lists {sorted(hosts.elements())}, want each pod of {target.name} "
-                f"once: {sorted(expected.elements())}"]
+        return [
+            f"{owner.name} {flag}: lists {sorted(hosts.elements())}, want each pod of {target.name} "
+            f"once: {sorted(expected.elements())}"
+        ]
     return []
 
 
@@ -164,16 +178,22 @@ def _check_discovery_direction(topology: Topology) -> list[str]:
         static = "--encoder-urls" in language.flags
         dynamic = "--encoder-register-urls" in encoder.flags
         if static == dynamic:
-            problems.append(f"{language.name}/{encoder.name}: exactly one of --encoder-urls (static) and "
-                            "--encoder-register-urls (dynamic) must be set")
+            problems.append(
+                f"{language.name}/{encoder.name}: exactly one of --encoder-urls (static) and "
+                "--encoder-register-urls (dynamic) must be set"
+            )
         if static:
             problems += _one_url_per_pod(language, "--encoder-urls", encoder)
             if encoder.name not in language.dependencies or language.name in encoder.dependencies:
-                problems.append(f"static discovery: {language.name} must depend on {encoder.name}, not the reverse")
+                problems.append(
+                    f"static discovery: {language.name} must depend on {encoder.name}, not the reverse"
+                )
         if dynamic:
             problems += _one_url_per_pod(encoder, "--encoder-register-urls", language)
             if language.name not in encoder.dependencies or encoder.name in language.dependencies:
-                problems.append(f"dynamic discovery: {encoder.name} must depend on {language.name}, not the reverse")
+                problems.append(
+                    f"dynamic discovery: {encoder.name} must depend on {language.name}, not the reverse"
+                )
         if encoder.flag("--encoder-transfer-backend") != language.flag("--encoder-transfer-backend"):
             problems.append(f"{encoder.name}/{language.name}: --encoder-transfer-backend differs")
     return problems
@@ -187,7 +207,9 @@ def _check_pd(topology: Topology) -> list[str]:
     problems = []
     if prefill and decode:
         if "--pd-disaggregation" not in router.flags:
-            problems.append(f"{router.name}: prefill and decode roles exist but --pd-disaggregation is missing")
+            problems.append(
+                f"{router.name}: prefill and decode roles exist but --pd-disaggregation is missing"
+            )
         problems += _one_url_per_pod(router, "--prefill", prefill)
         problems += _one_url_per_pod(router, "--decode", decode)
         bootstrap = prefill.flag("--disaggregation-bootstrap-port")
@@ -197,16 +219,19 @@ def _check_pd(topology: Topology) -> list[str]:
                 problems.append(f"{router.name} --prefill {values}: bootstrap port must be {bootstrap}")
         if decode.flag("--disaggregation-bootstrap-port") != bootstrap:
             problems.append(f"{decode.name}: --disaggregation-bootstrap-port differs from {prefill.name}'s")
-        if decode.flag("--disaggregation-transfer-backend") != prefill.flag("--disaggregation-transfer-backend"):
+        if decode.flag("--disaggregation-transfer-backend") != prefill.flag(
+            "--disaggregation-transfer-backend"
+        ):
             problems.append(f"{prefill.name}/{decode.name}: --disaggregation-transfer-backend differs")
-        if prefill.flag("--disaggregation-mode") != ["prefill"] or decode.flag("--disaggregation-mode") != ["decode"]:
-            problems.append("prefill/decode roles must run --disaggregation-mode prefill/decode")
+        for role, mode in ((prefill, "prefill"), (decode, "decode")):
+            if role.flag("--disaggregation-mode") != [mode]:
+                problems.append(f"{role.name}: must run --disaggregation-mode {mode}")
         workers = [prefill, decode]
     elif server:
         problems += _one_url_per_pod(router, "--worker-urls", server)
         workers = [server]
     else:
-        return problems + ["router has no prefill+decode or server roles to route to"]
+        return [*problems, "router has no prefill+decode or server roles to route to"]
     for worker in workers:
         if worker.name not in router.dependencies:
             problems.append(f"{router.name}: must depend on {worker.name} (it registers those pods at start)")
@@ -229,6 +254,8 @@ def _check_router_service(topology: Topology, objects: list[dict]) -> list[str]:
             problems.append(f"Service {service['metadata']['name']}: selector must be {wanted}")
         for port in service["spec"].get("ports", []):
             if port.get("targetPort") not in router_ports:
-                problems.append(f"Service {service['metadata']['name']}: targetPort {port.get('targetPort')} "
-                                f"is not a router container port ({sorted(router_ports)})")
+                problems.append(
+                    f"Service {service['metadata']['name']}: targetPort {port.get('targetPort')} "
+                    f"is not a router container port ({sorted(router_ports)})"
+                )
     return problems

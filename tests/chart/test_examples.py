@@ -68,7 +68,9 @@ def test_kep_topology(render_chart) -> None:
         "http://sglang-epd-vlm-prefill-0.s-sglang-epd-vlm-prefill:8997"
     ]
     router = topology.role("router")
-    assert router.flags["--prefill"] == [["http://sglang-epd-vlm-prefill-0.s-sglang-epd-vlm-prefill:30000", "8998"]]
+    assert router.flags["--prefill"] == [
+        ["http://sglang-epd-vlm-prefill-0.s-sglang-epd-vlm-prefill:30000", "8998"]
+    ]
     assert router.flags["--decode"] == [["http://sglang-epd-vlm-decode-0.s-sglang-epd-vlm-decode:30001"]]
     assert encoder.dependencies == ["vlm-prefill"]
     assert router.dependencies == ["vlm-encoder", "vlm-prefill", "vlm-decode"]

@@ -50,8 +50,9 @@ OPTIONS: dict[str, dict[str, object]] = {
 }
 
 
-@pytest.fixture(params=list(itertools.product(MODES, ["dynamic", "static"], OPTIONS)),
-                ids=lambda p: "-".join(p))
+@pytest.fixture(
+    params=list(itertools.product(MODES, ["dynamic", "static"], OPTIONS)), ids=lambda p: "-".join(p)
+)
 def case(request: pytest.FixtureRequest, render_chart) -> tuple[str, str, dict, list[dict]]:
     mode, discovery, option = request.param
     values = {"mode": mode, "encoderDiscovery.mode": discovery, **OPTIONS[option]}
@@ -85,7 +86,9 @@ def test_settings_reach_the_pods(case) -> None:
             assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
         model = next(v for v in spec["volumes"] if v["name"] == "model")
         source = values.get("model.source", "huggingface")
-        assert {"pvc": "persistentVolumeClaim", "hostPath": "hostPath", "huggingface": "emptyDir"}[source] in model
+        assert {"pvc": "persistentVolumeClaim", "hostPath": "hostPath", "huggingface": "emptyDir"}[
+            source
+        ] in model
         assert bool(spec.get("initContainers")) == (source == "huggingface")
 
 
@@ -97,13 +100,15 @@ def test_model_path_per_source(render_chart) -> None:
     }
     for source, (extra, model_path) in expected.items():
         topology = Topology.from_objects(render_chart(set_values={"model.source": source, **extra}))
-        assert {tuple(r.flag("--model-path")) for r in topology.roles.values() if r.component != "router"} == {
-            (model_path,)
-        }
+        assert {
+            tuple(r.flag("--model-path")) for r in topology.roles.values() if r.component != "router"
+        } == {(model_path,)}
 
 
 def test_hf_token_comes_from_secret(render_chart) -> None:
-    objects = render_chart(set_values={"model.huggingface.tokenSecret.name": "hf", "model.huggingface.revision": "v1"})
+    objects = render_chart(
+        set_values={"model.huggingface.tokenSecret.name": "hf", "model.huggingface.revision": "v1"}
+    )
     for role in Topology.from_objects(objects).roles.values():
         if role.component == "router":
             continue
@@ -114,11 +119,13 @@ def test_hf_token_comes_from_secret(render_chart) -> None:
 
 
 def test_group_annotations_and_labels(render_chart) -> None:
-    objects = render_chart(set_values={
-        "scheduling.gangScheduling.enabled": True,
-        "scheduling.gangScheduling.timeoutSeconds": 300,
-        "scheduling.exclusiveTopology": "kubernetes.io/hostname",
-    })
+    objects = render_chart(
+        set_values={
+            "scheduling.gangScheduling.enabled": True,
+            "scheduling.gangScheduling.timeoutSeconds": 300,
+            "scheduling.exclusiveTopology": "kubernetes.io/hostname",
+        }
+    )
     rbg = next(o for o in objects if o["kind"] == "RoleBasedGroup")
     assert rbg["metadata"]["annotations"] == {
         "rbg.workloads.x-k8s.io/group-gang-scheduling": "true",
@@ -132,17 +139,19 @@ def test_group_annotations_and_labels(render_chart) -> None:
 
 
 def test_pod_overrides(render_chart) -> None:
-    objects = render_chart(set_values={
-        "imagePullSecrets": [{"name": "regcred"}],
-        "encoder.image": {"repository": "example.com/sglang", "tag": "custom"},
-        "encoder.nodeSelector": {"gpu": "l4"},
-        "encoder.priorityClassName": "high",
-        "encoder.runtimeClassName": "nvidia",
-        "encoder.extraArgs": ["--mem-fraction-static", "0.5"],
-        "encoder.extraEnv": [{"name": "X", "value": "1"}],
-        "encoder.podLabels": {"team": "vision"},
-        "router.extraArgs": ["--request-timeout-secs=600"],
-    })
+    objects = render_chart(
+        set_values={
+            "imagePullSecrets": [{"name": "regcred"}],
+            "encoder.image": {"repository": "example.com/sglang", "tag": "custom"},
+            "encoder.nodeSelector": {"gpu": "l4"},
+            "encoder.priorityClassName": "high",
+            "encoder.runtimeClassName": "nvidia",
+            "encoder.extraArgs": ["--mem-fraction-static", "0.5"],
+            "encoder.extraEnv": [{"name": "X", "value": "1"}],
+            "encoder.podLabels": {"team": "vision"},
+            "router.extraArgs": ["--request-timeout-secs=600"],
+        }
+    )
     topology = Topology.from_objects(objects)
     encoder, prefill, router = topology.role("encoder"), topology.role("prefill"), topology.role("router")
     spec = encoder.pod_template["spec"]
@@ -158,14 +167,18 @@ def test_pod_overrides(render_chart) -> None:
 
 
 def test_router_service_types_and_ingress(render_chart) -> None:
-    objects = render_chart(set_values={
-        "router.service.type": "LoadBalancer",
-        "router.service.nodePort": 31000,
-        "router.service.loadBalancerSourceRanges": ["10.0.0.0/8"],
-        "router.ingress.enabled": True,
-        "router.ingress.className": "nginx",
-        "router.ingress.hosts": [{"host": "vlm.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
-    })
+    objects = render_chart(
+        set_values={
+            "router.service.type": "LoadBalancer",
+            "router.service.nodePort": 31000,
+            "router.service.loadBalancerSourceRanges": ["10.0.0.0/8"],
+            "router.ingress.enabled": True,
+            "router.ingress.className": "nginx",
+            "router.ingress.hosts": [
+                {"host": "vlm.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}
+            ],
+        }
+    )
     service = next(o for o in objects if o["kind"] == "Service")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["ports"][0]["nodePort"] == 31000

@@ -35,13 +35,24 @@ RENDERS: dict[str, dict[str, object]] = {
             "router.service.nodePort": 30080,
             "router.ingress.enabled": True,
             "router.ingress.tls": [{"secretName": "tls", "hosts": ["vlm.example.com"]}],
-            "router.ingress.hosts": [{"host": "vlm.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
-            "encoder.affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["l4"]}]}]}}},
+            "router.ingress.hosts": [
+                {"host": "vlm.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}
+            ],
+            "encoder.affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["l4"]}]}
+                        ]
+                    }
+                }
+            },
             "encoder.extraEnv": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
         }
     },
-    "collocated-pvc": {"set_values": {"mode": "collocated", "model.source": "pvc", "model.pvc.claimName": "w"}},
+    "collocated-pvc": {
+        "set_values": {"mode": "collocated", "model.source": "pvc", "model.pvc.claimName": "w"}
+    },
     "encoder+collocated-hostpath": {
         "set_values": {"mode": "encoder+collocated", "model.source": "hostPath", "model.hostPath.path": "/m"}
     },
@@ -94,9 +105,12 @@ def test_strict_schema_catches_a_misspelled_role_field(render_chart) -> None:
 
 def test_every_mode_renders_valid_rbg(render_chart) -> None:
     crd = rbg_crd_path()
-    for mode, discovery in itertools.product(["epd", "pd", "encoder+collocated", "collocated"], ["static", "dynamic"]):
+    for mode, discovery in itertools.product(
+        ["epd", "pd", "encoder+collocated", "collocated"], ["static", "dynamic"]
+    ):
         rbg = next(
-            o for o in render_chart(set_values={"mode": mode, "encoderDiscovery.mode": discovery})
+            o
+            for o in render_chart(set_values={"mode": mode, "encoderDiscovery.mode": discovery})
             if o["kind"] == "RoleBasedGroup"
         )
         assert validate_rbg_roles_strict(rbg) == [], mode

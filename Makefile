@@ -1,0 +1,49 @@
+# The verbs users type. Everything installs what it needs into .venv and .tools on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CHART := charts/sglang-epd
+VALUES ?= values-examples/qwen2.5-vl-7b-epd.yaml
+RELEASE ?= sglang-epd
+RBG_API := workloads.x-k8s.io/v1alpha2/RoleBasedGroup
+PYTEST_ARGS ?=
+
+.PHONY: help setup test lint render topology docs clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+.tools/bin/helm .tools/bin/helm4:
+	$(PYTHON) scripts/install_helm.py
+
+setup: $(VENV)/.installed .tools/bin/helm .tools/bin/helm4  ## create .venv and install helm 3 and helm 4 into .tools/bin
+
+test: setup  ## run the test suite (cluster tests skip without a cluster)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup  ## ruff, helm lint --strict (Helm 3 and 4), values docs up to date
+	$(PY) -m ruff check src tests scripts
+	for helm in .tools/bin/helm .tools/bin/helm4; do \
+	  $$helm lint --strict $(CHART) --set preflight.requireRbgApi=false || exit 1; \
+	  for f in values-examples/*.yaml; do \
+	    $$helm lint --strict $(CHART) -f $$f --set preflight.requireRbgApi=false --quiet || exit 1; \
+	  done; \
+	done
+	$(PY) -m sglang_epd.chart_docs --check
+
+render: setup  ## print the manifests for VALUES (default: the KEP EPD example)
+	.tools/bin/helm template $(RELEASE) $(CHART) -f $(VALUES) --api-versions $(RBG_API)
+
+topology: setup  ## print roles, pod DNS names and URLs for VALUES and check the wiring
+	$(PY) -m sglang_epd.cli topology -f $(VALUES) --release $(RELEASE)
+
+docs: setup  ## regenerate the values table in the chart README
+	$(PY) -m sglang_epd.chart_docs
+
+clean:  ## remove .venv, .tools and caches
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache results src/*.egg-info
