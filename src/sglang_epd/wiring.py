@@ -33,10 +33,11 @@ def check_wiring(topology: Topology, objects: list[dict], gpu_resource: str = "n
 
 def _check_argv_tokens(role: Role) -> list[str]:
     # Kubernetes passes each list element as one argv entry: "--port 30000" would be one unknown flag.
+    # Values may hold spaces (a JSON argument, say); flags never do.
     return [
-        f"{role.name}: argv element {token!r} is not a single token"
+        f"{role.name}: argv element {token!r} glues a flag to its value; use two elements"
         for token in role.argv
-        if not isinstance(token, str) or token.split() != [token]
+        if not isinstance(token, str) or (token.startswith("-") and token.split() != [token])
     ]
 
 

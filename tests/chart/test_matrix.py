@@ -146,7 +146,7 @@ def test_pod_overrides(render_chart) -> None:
             "encoder.nodeSelector": {"gpu": "l4"},
             "encoder.priorityClassName": "high",
             "encoder.runtimeClassName": "nvidia",
-            "encoder.extraArgs": ["--mem-fraction-static", "0.5"],
+            "encoder.extraArgs": ["--mem-fraction-static", "0.5", "--json-model-override-args", '{"a": 1}'],
             "encoder.extraEnv": [{"name": "X", "value": "1"}],
             "encoder.podLabels": {"team": "vision"},
             "router.extraArgs": ["--request-timeout-secs=600"],
@@ -161,6 +161,7 @@ def test_pod_overrides(render_chart) -> None:
     assert (spec["priorityClassName"], spec["runtimeClassName"]) == ("high", "nvidia")
     assert spec["imagePullSecrets"] == [{"name": "regcred"}]
     assert encoder.flag("--mem-fraction-static") == ["0.5"]
+    assert encoder.flag("--json-model-override-args") == ['{"a": 1}']
     assert {"name": "X", "value": "1"} in encoder.container["env"]
     assert encoder.pod_template["metadata"]["labels"]["team"] == "vision"
     assert router.flag("--request-timeout-secs") == ["600"]

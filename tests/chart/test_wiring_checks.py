@@ -98,7 +98,7 @@ DYNAMIC_MUTATIONS: dict[Callable[[list[dict]], None], str] = {
     register_url_wrong_port: "listens on 8997",
     pod_index_out_of_range: "names no pod",
     router_bootstrap_port_mismatch: "bootstrap port must be",
-    flag_glued_to_value: "not a single token",
+    flag_glued_to_value: "glues a flag to its value",
     gpus_not_tp_size: "--tp-size 1",
     dependency_wrong_way: "must depend on vlm-prefill",
     router_missing_dependency: "must depend on vlm-decode",
