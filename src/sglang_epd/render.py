@@ -122,3 +122,32 @@ def render_notes(
     if not notes:
         raise RenderError(f"helm install --dry-run printed no NOTES:\n{result.stdout[-2000:]}")
     return notes
+
+
+class InProcessRenderer:
+    """Renders with the Helm Go SDK loaded in-process (`helm-python-sdk`): ~10 ms a render instead of
+    ~60 ms for a helm process, for tests that render hundreds of documents. The SDK cannot declare extra
+    API versions, so the RBG preflight is switched off for these renders."""
+
+    def __init__(self, chart: Path = CHART_DIR) -> None:
+        import helm_python
+
+        self._errors = (helm_python.HelmValuesError, helm_python.HelmRenderError)
+        self._chart = helm_python.Chart.load(str(chart))
+
+    def render(
+        self, values: Mapping[str, object], release: str = "sglang-epd", namespace: str = "default"
+    ) -> list[dict]:
+        merged = {**values, "preflight": {"requireRbgApi": False}}
+        try:
+            rendered = self._chart.render(merged, name=release, namespace=namespace)
+        except self._errors as error:
+            raise RenderError(str(error)) from error
+        objects = []
+        for path, text in sorted(rendered.items()):
+            if path.endswith(".yaml"):
+                objects += [doc for doc in yaml.safe_load_all(text) if doc]
+        return objects
+
+    def close(self) -> None:
+        self._chart.close()

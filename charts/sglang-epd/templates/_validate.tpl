@@ -14,7 +14,7 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- range $key := $keys }}
 {{- $role := get $v $key }}
 {{- if hasKey $seen $role.name }}
-{{- fail (printf "%s.name: %q is also the name of the %s role; RBG role names must be unique." $key $role.name (get $seen $role.name)) }}
+{{- fail (printf "%s.name: %q is also %s.name; RBG role names must be unique." $key $role.name (get $seen $role.name)) }}
 {{- end }}
 {{- $_ := set $seen $role.name $key }}
 {{- /* RBG names the headless Service s-<rbg>-<role> and pod i <rbg>-<role>-<i>; both are DNS labels. */}}
