@@ -8,7 +8,7 @@ RELEASE ?= sglang-epd
 RBG_API := workloads.x-k8s.io/v1alpha2/RoleBasedGroup
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint render topology docs clean
+.PHONY: help setup parsers test lint render topology docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,9 +21,16 @@ $(VENV)/.installed: pyproject.toml
 .tools/bin/helm .tools/bin/helm4:
 	$(PYTHON) scripts/install_helm.py
 
+# SGLang's and sglang-router's own argument parsers, without SGLang's GPU stack (see the file's header).
+$(VENV)/.parsers: requirements/parsers.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/parsers.txt
+	touch $@
+
 setup: $(VENV)/.installed .tools/bin/helm .tools/bin/helm4  ## create .venv and install helm 3 and helm 4 into .tools/bin
 
-test: setup  ## run the test suite (cluster tests skip without a cluster)
+parsers: $(VENV)/.parsers  ## install SGLang's and sglang-router's real parsers (~1.9 GB, ~50 s) for the argv tests
+
+test: setup parsers  ## run the test suite (cluster tests skip without a cluster)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff, helm lint --strict (Helm 3 and 4), values docs up to date

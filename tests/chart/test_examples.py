@@ -86,4 +86,6 @@ def test_rdma_example_uses_tp4_and_rdma(render_chart) -> None:
         assert role.flag("--disaggregation-ib-device") == ["mlx5_0"]
         assert role.container["resources"]["limits"]["rdma/hca"] == 1
         assert role.container["securityContext"]["capabilities"]["add"] == ["IPC_LOCK"]
-    assert topology.role("encoder").flag("--encoder-transfer-backend") == ["mooncake"]
+    encoder = topology.role("encoder")
+    assert encoder.flag("--encoder-transfer-backend") == ["mooncake"]
+    assert encoder.flag("--disaggregation-ib-device") == ["mlx5_0"]

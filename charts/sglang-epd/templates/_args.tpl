@@ -44,9 +44,12 @@ Command-line arguments, one token per list element (Kubernetes passes each eleme
 {{- $args = concat $args (list "--disaggregation-mode" $key
   "--disaggregation-transfer-backend" $v.disaggregation.transferBackend
   "--disaggregation-bootstrap-port" (toString $v.disaggregation.bootstrapPort)) }}
-{{- if and $v.rdma.enabled $v.rdma.ibDevices }}
-{{- $args = concat $args (list "--disaggregation-ib-device" $v.rdma.ibDevices) }}
 {{- end }}
+
+{{- /* Mooncake on either link reads the IB devices from --disaggregation-ib-device. */}}
+{{- $mooncakeEmbeddings := and (eq $v.encoderDiscovery.transferBackend "mooncake") (or (eq $key "encoder") (eq $key $lang)) }}
+{{- if and $v.rdma.enabled $v.rdma.ibDevices (or (has $key (list "prefill" "decode")) $mooncakeEmbeddings) }}
+{{- $args = concat $args (list "--disaggregation-ib-device" $v.rdma.ibDevices) }}
 {{- end }}
 {{- toYaml $args }}
 {{- end }}

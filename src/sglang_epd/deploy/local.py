@@ -1,0 +1,260 @@
+"""Run a rendered RoleBasedGroup on this machine: one local process per pod, each on its own loopback
+address, started in RBG's dependency order and gated on the rendered readiness probes.
+
+Nothing is re-derived from values: each process runs its container's rendered command and args.
+`python3 -m sglang.launch_server` runs the SGLang simulator (`sglang_epd.sim`, same flags) and the router
+runs the real `sglang_router` from PyPI. Pod DNS names in arguments are mapped to the pods' loopback
+addresses, and `--host 0.0.0.0` binds the pod's own address, as a pod's network namespace would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..k8s_env import PodIdentity, container_env, expand_all
+from ..topology import Role, Topology
+from ..waiting import http_status
+
+# Rendered command prefix -> local command prefix.
+COMMAND_MAP = {
+    ("python3", "-m", "sglang.launch_server"): (sys.executable, "-m", "sglang_epd.sim"),
+    ("python3", "-m", "sglang_router.launch_router"): (sys.executable, "-m", "sglang_router.launch_router"),
+}
+# Flags whose 0.0.0.0 means "every interface of the pod", i.e. the pod's own address here.
+BIND_FLAGS = ("--host", "--prometheus-host")
+MAX_PODS_PER_ROLE = 254
+
+
+class LocalDeploymentError(RuntimeError):
+    pass
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the test process dies, even by SIGKILL, so that no
+    simulator or router outlives its deployment."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class LocalPod:
+    role: Role
+    identity: PodIdentity
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def ip(self) -> str:
+        return self.identity.ip
+
+    def url(self, port: int | None = None) -> str:
+        return f"http://{self.ip}:{port or self.role.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return "(no log)"
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def readiness_url(self) -> str:
+        probe = self.role.container.get("readinessProbe", {}).get("httpGet")
+        if probe is None:
+            raise LocalDeploymentError(f"{self.name}: the rendered container has no httpGet readinessProbe")
+        ports = {p.get("name"): p["containerPort"] for p in self.role.container.get("ports", [])}
+        port = probe["port"] if isinstance(probe["port"], int) else ports[probe["port"]]
+        return f"http://{self.ip}:{port}{probe.get('path', '/')}"
+
+
+@dataclass
+class LocalDeployment:
+    """A rendered group running as local processes. Use as a context manager; `stop()` is idempotent."""
+
+    topology: Topology
+    workdir: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    ready_timeout: float = 120.0
+    subnet: int = field(default_factory=lambda: random.randint(20, 250))
+    pods: dict[str, list[LocalPod]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._role_numbers = {name: i + 1 for i, name in enumerate(self.topology.roles)}
+        self._host_map = {
+            pod.host: self._ip(role.name, pod.index)
+            for role in self.topology.roles.values()
+            for pod in role.pods
+        }
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    # Addresses and argv -------------------------------------------------------------------------------
+
+    def _ip(self, role_name: str, index: int) -> str:
+        if index >= MAX_PODS_PER_ROLE:
+            raise LocalDeploymentError(f"{role_name}: at most {MAX_PODS_PER_ROLE} pods per role run locally")
+        return f"127.{self.subnet}.{self._role_numbers[role_name]}.{index + 1}"
+
+    def _local_argv(self, role: Role, identity: PodIdentity, env: Mapping[str, str]) -> list[str]:
+        container = role.container
+        rendered = expand_all([*container.get("command", []), *container.get("args", [])], env)
+        for prefix, local in COMMAND_MAP.items():
+            if tuple(rendered[: len(prefix)]) == prefix:
+                argv = [*local, *rendered[len(prefix) :]]
+                break
+        else:
+            raise LocalDeploymentError(f"{role.name}: no local stand-in for command {rendered[:3]}")
+        for i, token in enumerate(argv[:-1]):
+            if token in BIND_FLAGS and argv[i + 1] == "0.0.0.0":
+                argv[i + 1] = identity.ip
+        return [self._map_hosts(token) for token in argv]
+
+    def _map_hosts(self, token: str) -> str:
+        for host, ip in self._host_map.items():
+            token = token.replace(f"//{host}:", f"//{ip}:")
+        return token
+
+    def _pod(self, role: Role, index: int) -> LocalPod:
+        identity = PodIdentity(self.topology.group, role.name, index, self._ip(role.name, index))
+        env = container_env(role.container, identity)
+        argv = self._local_argv(role, identity, env)
+        process_env = {**os.environ, **env, **self.extra_env}
+        return LocalPod(role, identity, argv, process_env, self.workdir / "logs" / f"{identity.name}.log")
+
+    # Life cycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> LocalDeployment:
+        """Start every role once its dependencies are Ready, as the RBG controller does."""
+        started: set[str] = set()
+        try:
+            while len(started) < len(self.topology.roles):
+                wave = [
+                    role
+                    for role in self.topology.roles.values()
+                    if role.name not in started and set(role.dependencies) <= started
+                ]
+                if not wave:
+                    raise LocalDeploymentError(f"dependency cycle among {set(self.topology.roles) - started}")
+                for role in wave:
+                    self.pods[role.name] = [self._spawn(self._pod(role, i)) for i in range(role.replicas)]
+                for role in wave:
+                    self._wait_ready(self.pods[role.name])
+                    started.add(role.name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, pod: LocalPod) -> LocalPod:
+        pod.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with pod.log_path.open("ab") as log:
+            pod.process = subprocess.Popen(
+                pod.argv,
+                env=pod.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        return pod
+
+    def _wait_ready(self, pods: list[LocalPod]) -> None:
+        deadline = time.monotonic() + self.ready_timeout
+        waiting = list(pods)
+        while waiting:
+            for pod in list(waiting):
+                if pod.process is not None and pod.process.poll() is not None:
+                    raise LocalDeploymentError(
+                        f"{pod.name} exited with code {pod.process.returncode} before it was Ready.\n"
+                        f"command: {' '.join(pod.argv)}\nlast log lines ({pod.log_path}):\n{pod.log_tail()}"
+                    )
+                if http_status(pod.readiness_url()) == 200:
+                    waiting.remove(pod)
+            if waiting and time.monotonic() > deadline:
+                names = ", ".join(f"{p.name} ({p.readiness_url()})" for p in waiting)
+                raise LocalDeploymentError(
+                    f"not Ready after {self.ready_timeout:.0f} s: {names}. "
+                    f"Last log lines of {waiting[0].name}:\n{waiting[0].log_tail()}"
+                )
+            if waiting:
+                time.sleep(0.05)  # polling interval of the readiness check, not a wait for an event
+
+    def scale(self, role_name: str, replicas: int) -> None:
+        """Add or remove pods of a role, highest index first, as the RBG scaling adapter does. Only the
+        replica count changes: the other roles' arguments stay as rendered."""
+        role = self.topology.roles[role_name]
+        pods = self.pods[role_name]
+        while len(pods) > replicas:
+            _terminate(pods.pop())
+        new = [self._spawn(self._pod(role, i)) for i in range(len(pods), replicas)]
+        pods.extend(new)
+        self._wait_ready(new)
+
+    def kill(self, role_name: str, index: int) -> LocalPod:
+        """SIGKILL one pod (no clean shutdown, like a node failure) and forget it."""
+        pods = self.pods[role_name]
+        pod = next(p for p in pods if p.identity.index == index)
+        pods.remove(pod)
+        if pod.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pod.process.pid, signal.SIGKILL)
+            pod.process.wait()
+        return pod
+
+    def stop(self) -> None:
+        """Terminate every pod, routers first (reverse start order), and wait for each to exit."""
+        for role_name in reversed(list(self.pods)):
+            for pod in self.pods[role_name]:
+                _terminate(pod)
+        self.pods.clear()
+
+    def __enter__(self) -> LocalDeployment:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # Access ---------------------------------------------------------------------------------------------
+
+    @property
+    def router_url(self) -> str:
+        router = self.topology.role("router")
+        if router is None or not self.pods.get(router.name):
+            raise LocalDeploymentError("the deployment has no running router pod")
+        return self.pods[router.name][0].url()
+
+    def role_pods(self, component: str) -> list[LocalPod]:
+        role = self.topology.role(component)
+        return list(self.pods.get(role.name, [])) if role else []
+
+    def processes(self) -> Iterator[subprocess.Popen]:
+        for pods in self.pods.values():
+            yield from (p.process for p in pods if p.process is not None)
+
+
+def _terminate(pod: LocalPod, grace: float = 10.0) -> None:
+    process = pod.process
+    if process is None or process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -1,0 +1,199 @@
+"""The encoder role (--encoder-only): POST /encode on one simulated GPU, the prefix mm cache, and
+self-registration with language-only servers (--encoder-register-urls).
+
+/encode body (the simulator's own; SGLang sends the images themselves):
+    {"rid": str, "part_index": int, "num_parts": int,
+     "images": [{"index": int, "width": int, "height": int, "hash": str}, ...]}
+answer:
+    {"rid", "part_index", "encoder": url, "vision_tokens": int,
+     "images": [{"index", "hash", "vision_tokens", "cache_hit"}, ...],
+     "timings": {"queue_ms", "forward_ms", "transfer_ms", "e2e_ms"}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+
+import aiohttp
+from aiohttp import web
+
+from .config import SimConfig
+from .gpu import Gpu
+from .metrics import EncoderMetrics
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddingCache:
+    """LRU of image hashes, sized like SGLang's (SGLANG_VLM_CACHE_SIZE_MB of embeddings)."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
+        self.used_bytes = 0
+        self._entries: OrderedDict[str, int] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def hit(self, key: str) -> bool:
+        if key in self._entries:
+            self._entries.move_to_end(key)
+            return True
+        return False
+
+    def put(self, key: str, size: int) -> None:
+        if size > self.capacity_bytes or key in self._entries:
+            return
+        self._entries[key] = size
+        self.used_bytes += size
+        while self.used_bytes > self.capacity_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self.used_bytes -= evicted
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+class EncoderServer:
+    def __init__(self, config: SimConfig, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.cost = config.cost
+        self.session = session
+        self.gpu = Gpu()
+        self.metrics = EncoderMetrics(config.model_name, lambda: int(self.gpu.busy), lambda: self.gpu.waiting)
+        settings = config.settings
+        self.cache = (
+            EmbeddingCache(int(settings.vlm_cache_size_mb * 1024 * 1024))
+            if config.args.enable_prefix_mm_cache
+            else None
+        )
+        self._registered: list[str] = []
+        self._registration: list[asyncio.Task] = []
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/encode", self.handle_encode)
+
+    def extra_sites(self) -> list[tuple[str, web.Application, int]]:
+        return []
+
+    def info(self) -> dict:
+        return {
+            "registered_with": list(self._registered),
+            "prefix_mm_cache_entries": None if self.cache is None else len(self.cache),
+        }
+
+    async def handle_encode(self, request: web.Request) -> web.Response:
+        received = time.perf_counter()
+        try:
+            body = await request.json()
+            images = [
+                (int(i["index"]), int(i["width"]), int(i["height"]), str(i["hash"])) for i in body["images"]
+            ]
+            tokens = [self.cost.vision_tokens(w, h) for _, w, h, _ in images]
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.json_response({"error": f"bad /encode body: {exc!r}"}, status=400)
+        self.metrics.images.inc(len(images))
+        hits: list[bool] = []
+        async with self.gpu.use() as waited:
+            forward_ms = 0.0
+            for (_, _, _, key), n in zip(images, tokens, strict=True):
+                hit = self.cache is not None and self.cache.hit(key)
+                hits.append(hit)
+                if not hit:
+                    forward_ms += self.cost.encode_ms(n)
+            await asyncio.sleep(forward_ms / 1000)
+            if self.cache is not None:
+                for (_, _, _, key), n, hit in zip(images, tokens, hits, strict=True):
+                    if not hit:
+                        self.cache.put(key, n * self.config.settings.embed_bytes_per_token)
+        transfer_ms = self.cost.embed_transfer_ms(sum(tokens))
+        await asyncio.sleep(transfer_ms / 1000)
+        e2e = time.perf_counter() - received
+
+        missed = [n for n, hit in zip(tokens, hits, strict=True) if not hit]
+        self.metrics.vision_tokens.inc(sum(missed))
+        if self.cache is not None:
+            self.metrics.cache_hits.inc(sum(hits))
+            self.metrics.cache_misses.inc(len(missed))
+        self.metrics.queue_wait.observe(waited)
+        self.metrics.forward.observe(forward_ms / 1000)
+        self.metrics.transfer.observe(transfer_ms / 1000)
+        self.metrics.e2e.observe(e2e)
+        return web.json_response(
+            {
+                "rid": body.get("rid"),
+                "part_index": body.get("part_index"),
+                "encoder": self.config.url,
+                "vision_tokens": sum(tokens),
+                "images": [
+                    {"index": index, "hash": key, "vision_tokens": n, "cache_hit": hit}
+                    for (index, _, _, key), n, hit in zip(images, tokens, hits, strict=True)
+                ],
+                "timings": {
+                    "queue_ms": _ms(waited),
+                    "forward_ms": round(forward_ms, 3),
+                    "transfer_ms": round(transfer_ms, 3),
+                    "e2e_ms": _ms(e2e),
+                },
+            }
+        )
+
+    # Self-registration (--encoder-register-urls), after the model "loaded".
+    async def on_ready(self) -> None:
+        for url in self.config.args.encoder_register_urls:
+            self._registration.append(asyncio.create_task(self._register(url.rstrip("/"))))
+
+    async def _register(self, bootstrap: str) -> None:
+        settings = self.config.settings
+        body = {"url": self.config.url}
+        last_error = ""
+        for attempt in range(1, settings.register_attempts + 1):
+            try:
+                async with self.session.post(
+                    f"{bootstrap}/register_encoder_url", json=body, timeout=aiohttp.ClientTimeout(total=5)
+                ) as response:
+                    if response.status == 200:
+                        self._registered.append(bootstrap)
+                        log.info("registered %s with %s (attempt %d)", self.config.url, bootstrap, attempt)
+                        return
+                    last_error = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last_error = repr(exc)
+            if attempt < settings.register_attempts:
+                log.info(
+                    "registering with %s failed (attempt %d/%d: %s); retrying in %g s",
+                    bootstrap,
+                    attempt,
+                    settings.register_attempts,
+                    last_error,
+                    settings.register_interval,
+                )
+                await asyncio.sleep(settings.register_interval)
+        log.error(
+            "could not register %s with %s after %d attempts: %s",
+            self.config.url,
+            bootstrap,
+            settings.register_attempts,
+            last_error,
+        )
+
+    async def shutdown(self) -> None:
+        for task in self._registration:
+            task.cancel()
+        await asyncio.gather(*self._registration, return_exceptions=True)
+        await asyncio.gather(*(self._unregister(url) for url in self._registered))
+
+    async def _unregister(self, bootstrap: str) -> None:
+        try:
+            async with self.session.delete(
+                f"{bootstrap}/unregister_encoder_url",
+                json={"url": self.config.url},
+                timeout=aiohttp.ClientTimeout(total=2),
+            ) as response:
+                log.info("unregistered %s from %s: HTTP %d", self.config.url, bootstrap, response.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not unregister %s from %s: %r", self.config.url, bootstrap, exc)

@@ -1,0 +1,148 @@
+"""The rendered chart, run locally (simulated SGLang roles, the real router), serves image requests the way
+the EPD wiring says: images split over the encoders, streamed answers from decode, encoders that scale
+and fail over."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sglang_epd.deploy.local import LocalDeployment
+from sglang_epd.render import EXAMPLES_DIR
+from sglang_epd.sim.client import ChatResult, chat_body, data_url, image_bytes, post_chat
+from sglang_epd.topology import Topology
+from sglang_epd.waiting import wait_for
+
+SIM_VALUES = EXAMPLES_DIR / "sim-epd.yaml"
+MODEL = "qwen2.5-vl-7b"
+
+
+@pytest.fixture(scope="module")
+def images() -> list[str]:
+    """Eight distinct 1080p JPEGs (distinct content, so no cache can hide encoder work)."""
+    return [data_url(image_bytes(1920, 1080, "JPEG", seed=i), "jpeg") for i in range(8)]
+
+
+def _deployment(render_chart, tmp_path: Path, **set_values: object) -> LocalDeployment:
+    objects = render_chart(values_files=[SIM_VALUES], set_values=set_values)
+    return LocalDeployment(Topology.from_objects(objects), tmp_path)
+
+
+@pytest.fixture(scope="module")
+def epd(render_chart, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalDeployment]:
+    with _deployment(render_chart, tmp_path_factory.mktemp("epd")) as deployment:
+        yield deployment
+
+
+def ask(url: str, images: list[str], max_tokens: int = 6) -> ChatResult:
+    async def send() -> ChatResult:
+        async with aiohttp.ClientSession() as session:
+            body = chat_body(
+                "Describe the images.",
+                images,
+                max_tokens=max_tokens,
+                stream=True,
+                include_usage=True,
+                model=MODEL,
+            )
+            return await post_chat(session, url, body)
+
+    return asyncio.run(send())
+
+
+def encoders_known(deployment: LocalDeployment) -> list[str]:
+    prefill = deployment.role_pods("prefill")[0]
+    with urllib.request.urlopen(f"http://{prefill.ip}:8997/list_encoder_urls", timeout=5) as response:
+        return sorted(json.load(response))
+
+
+def split(result: ChatResult) -> list[int]:
+    """Images per encoder for one request, from the server-side timings the answer carries."""
+    return sorted(part["images"] for part in result.chunks[-1]["sglang_sim"]["encoders"])
+
+
+def test_eight_images_through_router_are_split_over_encoders(epd: LocalDeployment, images: list[str]) -> None:
+    result = ask(epd.router_url, images)
+    assert result.status == 200 and result.done
+    first = result.chunks[0]["choices"][0]["delta"]
+    assert first["role"] == "assistant"
+    assert result.text.strip(), "the streamed answer has text"
+    assert result.usage["completion_tokens"] == 6
+    timings = result.chunks[-1]["sglang_sim"]
+    assert timings["role"] == "decode", "the client's stream comes from decode"
+    assert timings["images"] == 8
+    assert split(result) == [4, 4]
+    assert {part["url"] for part in timings["encoders"]} == set(encoders_known(epd))
+
+
+def test_encoders_registered_with_pod_addresses(epd: LocalDeployment) -> None:
+    assert encoders_known(epd) == sorted(pod.url() for pod in epd.role_pods("encoder"))
+
+
+def test_one_image_request(epd: LocalDeployment, images: list[str]) -> None:
+    result = ask(epd.router_url, images[:1])
+    assert result.status == 200 and result.text.strip() and split(result) == [1]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"encoderDiscovery.mode": "static", "encoder.replicas": 3},
+        {"mode": "encoder+collocated", "encoder.replicas": 2},
+        {"mode": "pd"},
+        {"mode": "collocated", "server.replicas": 2},
+    ],
+    ids=["epd-static", "encoder+collocated", "pd", "collocated"],
+)
+def test_every_mode_answers_an_eight_image_request(
+    render_chart, tmp_path: Path, images: list[str], values: dict
+) -> None:
+    with _deployment(render_chart, tmp_path, **values) as deployment:
+        result = ask(deployment.router_url, images)
+        assert result.status == 200 and result.done and result.text.strip()
+        timings = result.chunks[-1]["sglang_sim"]
+        encoders = values.get("encoder.replicas", 0) if values.get("mode") != "pd" else 0
+        if values.get("mode") in ("pd", "collocated"):
+            assert not timings.get("encoders"), "no encoder role: the serving server encodes itself"
+        else:
+            assert len(split(result)) == encoders and sum(split(result)) == 8
+
+
+def test_scaling_encoders_adds_them_to_the_split(render_chart, tmp_path: Path, images: list[str]) -> None:
+    with _deployment(render_chart, tmp_path, **{"encoder.replicas": 1}) as deployment:
+        assert split(ask(deployment.router_url, images)) == [8]
+        deployment.scale("vlm-encoder", 3)
+        wait_for(lambda: len(encoders_known(deployment)) == 3, 10, "3 registered encoders")
+        assert split(ask(deployment.router_url, images)) == [2, 3, 3]
+        deployment.scale("vlm-encoder", 2)
+        wait_for(lambda: len(encoders_known(deployment)) == 2, 10, "the removed encoder to unregister")
+        assert split(ask(deployment.router_url, images)) == [4, 4]
+
+
+def test_killed_encoder_is_evicted_and_traffic_recovers(
+    render_chart, tmp_path: Path, images: list[str]
+) -> None:
+    with _deployment(render_chart, tmp_path, **{"encoder.replicas": 2}) as deployment:
+        victim = deployment.kill("vlm-encoder", 1)  # SIGKILL: no unregistration, like a lost node
+        survivor = deployment.role_pods("encoder")[0]
+        # The prefill health-checks encoders every second here (sim-epd.yaml) and evicts after 3 failures.
+        wait_for(lambda: encoders_known(deployment) == [survivor.url()], 15, f"{victim.name} to be evicted")
+        result = ask(deployment.router_url, images)
+        assert result.status == 200 and split(result) == [8]
+
+
+def test_stop_leaves_no_process(render_chart, tmp_path: Path) -> None:
+    deployment = _deployment(render_chart, tmp_path).start()
+    pids = [process.pid for process in deployment.processes()]
+    assert len(pids) == 5
+    deployment.stop()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

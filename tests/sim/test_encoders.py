@@ -1,0 +1,217 @@
+"""EPD encoders: registration, health-check eviction and recovery, the split of a request's images."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from sglang_epd.sim.client import chat_body, data_url, image_bytes, wait_for
+
+from .simproc import Http, SimLauncher, SimServer, free_port
+
+BOOT = "--encoder-bootstrap-port"
+
+
+def images(count: int, first_seed: int = 0) -> list[str]:
+    return [data_url(image_bytes(64, 64, seed=first_seed + i)) for i in range(count)]
+
+
+def known_encoders(http: Http, language: SimServer) -> list[str]:
+    status, urls = http.get_json(f"{language.port_url(BOOT)}/list_encoder_urls")
+    assert status == 200
+    return urls  # type: ignore[return-value]
+
+
+def encoder_state(http: Http, language: SimServer, url: str) -> dict:
+    _, info = http.get_json(f"{language.url}/server_info")
+    return next(e for e in info["sglang_sim"]["encoders"] if e["url"] == url)  # type: ignore[index]
+
+
+@pytest.fixture
+def language_server(sims: SimLauncher) -> SimServer:
+    """Dynamic discovery, no encoder yet; health checks too rare to interfere."""
+    return sims.start(
+        "--language-only",
+        "--enable-metrics",
+        free_port_flags=(BOOT,),
+        env={"SGLANG_SIM_ENCODER_HEALTH_INTERVAL": "60"},
+    )
+
+
+@pytest.fixture
+def two_encoders(sims: SimLauncher, language_server: SimServer, http: Http) -> list[SimServer]:
+    """Two encoders registered with `language_server` (the chart's dynamic discovery)."""
+    flags = ("--encoder-only", "--enable-metrics", "--encoder-register-urls", language_server.port_url(BOOT))
+    encoders = [sims.start(*flags, wait=False) for _ in range(2)]  # start both at once
+    for encoder in encoders:
+        sims.wait_healthy(encoder)
+    wait_for(lambda: len(known_encoders(http, language_server)) == 2, 10, "both encoders to register")
+    return encoders
+
+
+@pytest.fixture
+def encoder_before_language_server(sims: SimLauncher) -> tuple[SimServer, SimServer]:
+    """An encoder whose first registration attempt fails, then the language server it registers with."""
+    host = sims.address()
+    boot = free_port(host)
+    encoder = sims.start("--encoder-only", "--encoder-register-urls", f"http://{host}:{boot}")
+    wait_for(lambda: "attempt 1/30" in encoder.log(), 10, "a failed registration attempt")
+    return encoder, sims.start("--language-only", BOOT, str(boot), host=host)
+
+
+@pytest.fixture
+def encoder_using_a_pod_dns_name(sims: SimLauncher, language_server: SimServer) -> SimServer:
+    """The chart's --encoder-register-urls names the prefill pod; SGLANG_SIM_HOSTS maps it to loopback."""
+    pod = "demo-sglang-epd-vlm-prefill-0.s-demo-sglang-epd-vlm-prefill"
+    return sims.start(
+        "--encoder-only",
+        "--encoder-register-urls",
+        f"http://{pod}:{language_server.flag(BOOT)}",
+        env={"SGLANG_SIM_HOSTS": f"{pod}={language_server.host}"},
+    )
+
+
+@pytest.fixture
+def watched_encoder(sims: SimLauncher) -> SimServer:
+    return sims.start("--encoder-only")
+
+
+@pytest.fixture
+def watching_language_server(sims: SimLauncher, watched_encoder: SimServer) -> SimServer:
+    """A static --encoder-urls list and a 0.1 s health-check interval."""
+    return sims.start(
+        "--language-only",
+        "--encoder-urls",
+        watched_encoder.url,
+        free_port_flags=(BOOT,),
+        env={"SGLANG_SIM_ENCODER_HEALTH_INTERVAL": "0.1"},
+    )
+
+
+@pytest.fixture
+def language_server_with_dead_encoder(sims: SimLauncher) -> SimServer:
+    host = sims.address()
+    dead = f"http://{host}:{free_port(host)}"
+    return sims.start(
+        "--language-only",
+        "--encoder-urls",
+        dead,
+        free_port_flags=(BOOT,),
+        env={"SGLANG_SIM_ENCODER_HEALTH_INTERVAL": "60"},
+    )
+
+
+@pytest.fixture
+def cached_encoder(sims: SimLauncher) -> SimServer:
+    return sims.start("--encoder-only", "--enable-prefix-mm-cache", "--enable-metrics")
+
+
+def test_encoders_register_and_unregister(
+    language_server: SimServer, two_encoders: list[SimServer], http: Http
+) -> None:
+    assert sorted(known_encoders(http, language_server)) == sorted(e.url for e in two_encoders)
+    assert two_encoders[0].stop(signal.SIGTERM) == 0
+    # Health checks run every 60 s here, so only the encoder's DELETE /unregister_encoder_url explains this.
+    wait_for(lambda: known_encoders(http, language_server) == [two_encoders[1].url], 5, "unregistration")
+
+
+def test_registration_retries_until_the_language_server_is_up(
+    encoder_before_language_server: tuple[SimServer, SimServer], http: Http
+) -> None:
+    encoder, language = encoder_before_language_server
+    wait_for(lambda: known_encoders(http, language) == [encoder.url], 10, "the encoder to register")
+    assert f"registered {encoder.url} with" in encoder.log()
+
+
+def test_pod_dns_names_resolve_through_sglang_sim_hosts(
+    language_server: SimServer, encoder_using_a_pod_dns_name: SimServer, http: Http
+) -> None:
+    encoder = encoder_using_a_pod_dns_name
+    wait_for(lambda: known_encoders(http, language_server) == [encoder.url], 10, "registration by DNS name")
+
+
+def test_dead_encoder_is_evicted_after_3_failures_and_readded(
+    sims: SimLauncher, watched_encoder: SimServer, watching_language_server: SimServer, http: Http
+) -> None:
+    language = watching_language_server
+    assert known_encoders(http, language) == [watched_encoder.url]
+    watched_encoder.stop(signal.SIGKILL)  # no unregistration: only health checks can notice
+    wait_for(lambda: known_encoders(http, language) == [], 10, "eviction")
+    state = encoder_state(http, language, watched_encoder.url)
+    assert state["evicted"] and state["consecutive_failures"] >= 3
+    assert "failed 3 health checks" in language.log()
+
+    sims.restart(watched_encoder)
+    wait_for(lambda: known_encoders(http, language) == [watched_encoder.url], 10, "re-adding on recovery")
+    assert encoder_state(http, language, watched_encoder.url)["consecutive_failures"] == 0
+
+
+def test_8_images_on_2_encoders_split_4_and_4(
+    language_server: SimServer, two_encoders: list[SimServer], http: Http
+) -> None:
+    result = http.chat(language_server.url, chat_body("compare", images(8), max_tokens=2))
+    assert result.status == 200, result.body
+    parts = result.sim["encoders"]
+    assert sorted(p["images"] for p in parts) == [4, 4]
+    assert sorted(p["image_indices"] for p in parts) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert {p["url"] for p in parts} == {e.url for e in two_encoders}
+    for encoder in two_encoders:
+        assert http.metric(encoder.url, "sglang_sim:encoder_images_total") == 4
+        assert http.metric(encoder.url, "sglang:encoder_request_e2e_latency_seconds_count") == 1
+        assert (
+            http.metric(
+                language_server.url, "sglang_sim:encoder_dispatched_images_total", encoder=encoder.url
+            )
+            == 4
+        )
+
+
+def test_3_images_on_2_encoders_split_2_and_1(
+    language_server: SimServer, two_encoders: list[SimServer], http: Http
+) -> None:
+    result = http.chat(language_server.url, chat_body("compare", images(3), max_tokens=1))
+    assert sorted(p["image_indices"] for p in result.sim["encoders"]) == [[0, 1], [2]]
+
+
+def test_encoder_order_is_shuffled_per_request(
+    language_server: SimServer, two_encoders: list[SimServer], http: Http
+) -> None:
+    body = chat_body("one image", images(1), max_tokens=1)
+    results = http.chat_all([(language_server.url, body)] * 20)
+    used = {r.sim["encoders"][0]["url"] for r in results}
+    assert used == {e.url for e in two_encoders}  # all on one encoder: probability 2 * 2**-20
+
+
+def test_prefix_mm_cache_hits_cost_nothing(cached_encoder: SimServer, http: Http) -> None:
+    image = {"index": 0, "width": 1920, "height": 1080, "hash": "same-bytes"}
+    first = http.post_json(f"{cached_encoder.url}/encode", {"rid": "a", "part_index": 0, "images": [image]})[
+        1
+    ]
+    second = http.post_json(f"{cached_encoder.url}/encode", {"rid": "b", "part_index": 0, "images": [image]})[
+        1
+    ]
+    assert first["images"][0] == {"index": 0, "hash": "same-bytes", "vision_tokens": 2691, "cache_hit": False}
+    assert second["images"][0]["cache_hit"] is True
+    assert first["timings"]["forward_ms"] == pytest.approx(5 + 0.03 * 2691)
+    assert second["timings"]["forward_ms"] == 0
+    assert http.metric(cached_encoder.url, "sglang_sim:encoder_cache_hits_total") == 1
+
+
+def test_no_known_encoder_fails_image_requests(language_server: SimServer, http: Http) -> None:
+    result = http.chat(language_server.url, chat_body("look", images(1)))
+    assert result.status == 500
+    assert "no vision weights" in result.error
+    assert http.chat(language_server.url, chat_body("text only", max_tokens=2)).status == 200
+
+
+def test_unreachable_encoder_fails_the_request_at_once(
+    language_server_with_dead_encoder: SimServer, http: Http
+) -> None:
+    start = time.monotonic()
+    result = http.chat(language_server_with_dead_encoder.url, chat_body("look", images(2)))
+    assert result.status == 500
+    dead_url = language_server_with_dead_encoder.flag("--encoder-urls")
+    assert f"encoder {dead_url} failed" in result.error
+    assert time.monotonic() - start < 5
