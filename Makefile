@@ -8,7 +8,7 @@ RELEASE ?= sglang-epd
 RBG_API := workloads.x-k8s.io/v1alpha2/RoleBasedGroup
 PYTEST_ARGS ?=
 
-.PHONY: help setup parsers test lint render topology docs clean
+.PHONY: help setup parsers test lint render topology bench-sim docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -48,6 +48,9 @@ render: setup  ## print the manifests for VALUES (default: the KEP EPD example)
 
 topology: setup  ## print roles, pod DNS names and URLs for VALUES and check the wiring
 	$(PY) -m sglang_epd.cli topology -f $(VALUES) --release $(RELEASE)
+
+bench-sim: setup  ## simulator figures: 8-image TTFT vs encoders (1,2,4,8) against the cost model, encoder failure
+	$(PY) -m sglang_epd.bench.epd_scaling --json results/bench-sim.json
 
 docs: setup  ## regenerate the values table in the chart README
 	$(PY) -m sglang_epd.chart_docs

@@ -72,6 +72,8 @@ BAD_VALUES: dict[str, tuple[dict[str, object], list[str], list[str]]] = {
     "unknown-top-level-key": ({"replicaCount": 3}, [], ["replicaCount"]),
     "ingress-without-hosts": ({"router.ingress.enabled": True}, ["router.ingress.hosts"], []),
     "tp-size-zero": ({"decode.tpSize": 0}, ["decode.tpSize"], []),
+    # sglang-router refuses 0 only when it starts, long after `helm install` succeeded.
+    "router-zero-retries": ({"router.retries.maxRetries": 0}, ["router.retries.maxRetries"], []),
 }
 
 

@@ -148,6 +148,12 @@ def valid_values(draw: st.DrawFn) -> dict:
                 "type": draw(st.sampled_from(["ClusterIP", "NodePort", "LoadBalancer"])),
                 "port": 8000,
             },
+            "retries": {"maxRetries": draw(st.integers(1, 8))},
+            "circuitBreaker": {
+                "enabled": draw(st.booleans()),
+                "failureThreshold": draw(st.integers(1, 50)),
+                "timeoutSeconds": draw(st.integers(1, 600)),
+            },
         },
     }
     for i, key in enumerate(SGLANG_ROLES):
@@ -178,6 +184,11 @@ def assert_settings_reflected(doc: dict, topology: Topology) -> None:
         assert role.pod_template["spec"].get("nodeSelector", {}) == values.get("nodeSelector", {})
         if key == "router":
             assert role.flag("--policy") == [values["policy"]]
+            assert role.flag("--retry-max-retries") == [str(values["retries"]["maxRetries"])]
+            breaker = values["circuitBreaker"]
+            assert ("--disable-circuit-breaker" in role.flags) != breaker["enabled"]
+            if breaker["enabled"]:
+                assert role.flag("--cb-timeout-duration-secs") == [str(breaker["timeoutSeconds"])]
             continue
         assert role.gpus() == values["tpSize"] and role.flag("--tp-size") == [str(values["tpSize"])]
         assert role.container["image"].endswith(":" + values.get("image", {}).get("tag", "v0.5.23"))

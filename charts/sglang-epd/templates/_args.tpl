@@ -74,6 +74,13 @@ Command-line arguments, one token per list element (Kubernetes passes each eleme
 {{- else }}
 {{- $args = concat $args (list "--worker-urls") (fromYamlArray (include "sglang-epd.podUrls" (list $ "server" $v.server.port))) }}
 {{- end }}
+{{- $args = concat $args (list "--retry-max-retries" (toString $r.retries.maxRetries)) }}
+{{- if $r.circuitBreaker.enabled }}
+{{- $args = concat $args (list "--cb-failure-threshold" (toString $r.circuitBreaker.failureThreshold)
+  "--cb-timeout-duration-secs" (toString $r.circuitBreaker.timeoutSeconds)) }}
+{{- else }}
+{{- $args = append $args "--disable-circuit-breaker" }}
+{{- end }}
 {{- if $v.metrics.enabled }}
 {{- $args = concat $args (list "--prometheus-host" "0.0.0.0" "--prometheus-port" (toString $r.metricsPort)) }}
 {{- end }}
