@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -146,3 +149,44 @@ def test_stop_leaves_no_process(render_chart, tmp_path: Path) -> None:
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+RUN_AND_WAIT = """
+import json, sys, tempfile, time
+from pathlib import Path
+from sglang_epd.deploy.local import LocalDeployment
+from sglang_epd.render import render
+from sglang_epd.topology import Topology
+objects = render(values_files=[sys.argv[1]])
+with LocalDeployment(Topology.from_objects(objects), Path(tempfile.mkdtemp())) as deployment:
+    print(json.dumps([p.pid for p in deployment.processes()]), flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
+def test_no_orphans_when_the_owner_is_interrupted_or_killed(signal_name: str) -> None:
+    """Ctrl-C runs the context manager's teardown; a SIGKILLed owner takes its pods along (PDEATHSIG)."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", RUN_AND_WAIT, str(SIM_VALUES)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pids = json.loads(owner.stdout.readline())
+        assert len(pids) == 5
+        owner.send_signal(getattr(signal, signal_name))
+        owner.wait(timeout=30)
+
+        def all_gone() -> bool:
+            alive = []
+            for pid in pids:
+                try:
+                    os.kill(pid, 0)
+                    alive.append(pid)
+                except ProcessLookupError:
+                    pass
+            return not alive
+
+        wait_for(all_gone, 20, f"the pods {pids} to exit after {signal_name} to their owner")
+    finally:
+        owner.kill()
+        owner.wait()
