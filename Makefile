@@ -7,8 +7,21 @@ VALUES ?= values-examples/qwen2.5-vl-7b-epd.yaml
 RELEASE ?= sglang-epd
 RBG_API := workloads.x-k8s.io/v1alpha2/RoleBasedGroup
 PYTEST_ARGS ?=
+# load tests
+HOST ?= http://127.0.0.1:8000
+PROFILE ?= kep-8img
+SLO ?= ttft_p95_ms=3000,error_rate_max=0.01
+USERS ?= 8
+DURATION ?= 2m
+ENCODERS ?= 2
+STAMP := $(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= results/loadtest-$(PROFILE)-$(STAMP)
+RUNS ?=
+LABELS ?=
+LOCUST_ARGS = --profile $(PROFILE) --slo $(SLO) -u $(USERS) -r $(USERS) -t $(DURATION) \
+	--results-dir $(RUN_DIR) --html $(RUN_DIR)/locust.html --csv $(RUN_DIR)/locust
 
-.PHONY: help setup parsers test lint render topology bench-sim docs clean
+.PHONY: help setup parsers test lint render topology demo loadtest loadtest-sim compare bench-sim docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,7 +47,7 @@ test: setup parsers  ## run the test suite (cluster tests skip without a cluster
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff, helm lint --strict (Helm 3 and 4), values docs up to date
-	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff check src tests scripts loadtests
 	for helm in .tools/bin/helm .tools/bin/helm4; do \
 	  $$helm lint --strict $(CHART) --set preflight.requireRbgApi=false || exit 1; \
 	  for f in values-examples/*.yaml; do \
@@ -48,6 +61,20 @@ render: setup  ## print the manifests for VALUES (default: the KEP EPD example)
 
 topology: setup  ## print roles, pod DNS names and URLs for VALUES and check the wiring
 	$(PY) -m sglang_epd.cli topology -f $(VALUES) --release $(RELEASE)
+
+demo: setup  ## the EPD chart on this machine (simulated SGLang, real router) under 30 s of 1-8 image traffic
+	$(PY) -m sglang_epd.load.simrun -- --profile mixed-1to8 -u 4 -r 4 -t 30s --only-summary --loglevel WARNING \
+	  --slo ttft_p95_ms=5000,error_rate_max=0.01 --results-dir results/demo --html results/demo/locust.html; \
+	status=$$?; $(PY) -m sglang_epd.load.report results/demo; echo "results: results/demo"; exit $$status
+
+loadtest: setup  ## Locust against HOST (the router): PROFILE, SLO, USERS, DURATION, RUN_DIR; exit code = verdict
+	$(PY) -m locust -f loadtests/locustfile.py --headless --host $(HOST) $(LOCUST_ARGS)
+
+loadtest-sim: setup  ## the same against the chart running locally on the simulator (ENCODERS encoders)
+	$(PY) -m sglang_epd.load.simrun --set encoder.replicas=$(ENCODERS) -- $(LOCUST_ARGS)
+
+compare: setup  ## load test runs side by side: RUNS="results/a results/b" [LABELS="a,b"]
+	$(PY) -m sglang_epd.load.compare $(RUNS) $(if $(LABELS),--labels "$(LABELS)")
 
 bench-sim: setup  ## simulator figures: 8-image TTFT vs encoders (1,2,4,8) against the cost model, encoder failure
 	$(PY) -m sglang_epd.bench.epd_scaling --json results/bench-sim.json

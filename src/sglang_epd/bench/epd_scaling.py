@@ -31,7 +31,10 @@ VALUES = EXAMPLES_DIR / "sim-epd.yaml"
 # prefill evicts it; with the circuit breaker on, those failures open the only prefill's circuit.
 FAILURE_SETUPS: dict[str, dict[str, object]] = {
     "circuit breaker on (10 failures / 60 s), retries 5": {"router.circuitBreaker.enabled": True},
-    "circuit breaker off, retries 5": {"router.circuitBreaker.enabled": False, "router.retries.maxRetries": 5},
+    "circuit breaker off, retries 5": {
+        "router.circuitBreaker.enabled": False,
+        "router.retries.maxRetries": 5,
+    },
     "circuit breaker off, no retry": {"router.circuitBreaker.enabled": False, "router.retries.maxRetries": 1},
 }
 MODEL = "qwen2.5-vl-7b"
