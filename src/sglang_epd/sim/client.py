@@ -15,6 +15,7 @@ from typing import TypeVar
 import aiohttp
 from PIL import Image
 
+from ..load.sse import SSEParser
 from ..waiting import http_status, wait_for
 from .generation import TIMINGS_HEADER
 
@@ -103,19 +104,20 @@ async def post_chat(session: aiohttp.ClientSession, url: str, body: dict, timeou
             result.body = await response.json(content_type=None)
             result.client_e2e_ms = (time.perf_counter() - start) * 1000
             return result
+        parser = SSEParser()
         async for raw in response.content:
-            line = raw.decode().rstrip("\n")
-            if not line.startswith("data: "):
-                continue
-            payload = line[len("data: ") :]
-            if payload == "[DONE]":
-                result.done = True
-                continue
-            chunk = json.loads(payload)
-            result.chunks.append(chunk)
-            has_content = any(c["delta"].get("content") for c in chunk.get("choices", []))
-            if has_content and result.client_ttft_ms is None:
-                result.client_ttft_ms = (time.perf_counter() - start) * 1000
+            for event in parser.feed(raw, time.perf_counter()):
+                if event.data == "[DONE]":
+                    result.done = True
+                    continue
+                chunk = json.loads(event.data)
+                result.chunks.append(chunk)
+                has_text = any(
+                    c["delta"].get("content") or c["delta"].get("reasoning_content")
+                    for c in chunk.get("choices", [])
+                )
+                if has_text and result.client_ttft_ms is None:
+                    result.client_ttft_ms = (event.at - start) * 1000
         result.client_e2e_ms = (time.perf_counter() - start) * 1000
         return result
 
