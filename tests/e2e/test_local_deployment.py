@@ -164,11 +164,20 @@ with LocalDeployment(Topology.from_objects(objects), Path(tempfile.mkdtemp())) a
 """
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGKILL"])
 def test_no_orphans_when_the_owner_is_interrupted_or_killed(signal_name: str) -> None:
     """Ctrl-C runs the context manager's teardown; a SIGKILLed owner takes its pods along (PDEATHSIG)."""
     owner = subprocess.Popen(
-        [sys.executable, "-c", RUN_AND_WAIT, str(SIM_VALUES)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", RUN_AND_WAIT, str(SIM_VALUES)],
+        stdout=subprocess.PIPE,
+        text=True,
+        # A shell running CI in the background starts its children with SIGINT ignored, and Python keeps
+        # an ignored SIGINT; a user's terminal delivers it. Restore the default so Ctrl-C is what we test.
+        preexec_fn=_default_sigint,
     )
     try:
         pids = json.loads(owner.stdout.readline())
