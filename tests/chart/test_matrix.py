@@ -198,3 +198,5 @@ def test_sglang_version_pinned_once(helm) -> None:
     values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
     assert values["image"]["tag"] == ""
     assert chart["appVersion"].count(".") == 2
+    parsers = (CHART_DIR.parents[1] / "requirements" / "parsers.txt").read_text()
+    assert f"sglang=={chart['appVersion']} " in parsers, "the argv tests must use the SGLang the chart targets"
