@@ -47,7 +47,7 @@ test: setup parsers  ## run the test suite (cluster tests skip without a cluster
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff, helm lint --strict (Helm 3 and 4), values docs up to date
-	$(PY) -m ruff check src tests scripts loadtests
+	$(PY) -m ruff check src tests scripts loadtests charts/sglang-epd/files
 	for helm in .tools/bin/helm .tools/bin/helm4; do \
 	  $$helm lint --strict $(CHART) --set preflight.requireRbgApi=false || exit 1; \
 	  for f in values-examples/*.yaml; do \

@@ -199,4 +199,12 @@ def test_sglang_version_pinned_once(helm) -> None:
     assert values["image"]["tag"] == ""
     assert chart["appVersion"].count(".") == 2
     parsers = (CHART_DIR.parents[1] / "requirements" / "parsers.txt").read_text()
-    assert f"sglang=={chart['appVersion']} " in parsers, "the argv tests must use the SGLang the chart targets"
+    assert f"sglang=={chart['appVersion']} " in parsers, (
+        "the argv tests must use the SGLang the chart targets"
+    )
+
+
+def test_helm_test_pod_is_a_test_hook(render_chart) -> None:
+    pods = [o for o in render_chart() if o["kind"] == "Pod"]
+    assert [p["metadata"]["annotations"]["helm.sh/hook"] for p in pods] == ["test"]
+    assert not [o for o in render_chart(set_values={"helmTest.enabled": False}) if o["kind"] == "Pod"]

@@ -199,3 +199,35 @@ def test_no_orphans_when_the_owner_is_interrupted_or_killed(signal_name: str) ->
     finally:
         owner.kill()
         owner.wait()
+
+
+def test_helm_test_pod_passes_against_the_deployment(epd: LocalDeployment, render_chart) -> None:
+    """The rendered `helm test` Pod's own command, run here against the local router."""
+    pod = next(
+        o
+        for o in render_chart(values_files=[SIM_VALUES], set_values={"helmTest.images": 2})
+        if o["kind"] == "Pod"
+    )
+    container = pod["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["ROUTER_URL"] == "http://sglang-epd-router:8000"  # the chart's router Service
+    env["ROUTER_URL"] = epd.router_url
+    result = subprocess.run(
+        [sys.executable, *container["command"][1:]],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout and "with 2 image(s)" in result.stdout
+
+    env["TTFT_BOUND_MS"] = "1"
+    too_slow = subprocess.run(
+        [sys.executable, *container["command"][1:]],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert too_slow.returncode == 1 and "over the bound" in too_slow.stdout
