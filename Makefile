@@ -7,6 +7,8 @@ VALUES ?= values-examples/qwen2.5-vl-7b-epd.yaml
 RELEASE ?= sglang-epd
 RBG_API := workloads.x-k8s.io/v1alpha2/RoleBasedGroup
 PYTEST_ARGS ?=
+TARGET ?= local
+E2E_ARGS ?=
 # load tests
 HOST ?= http://127.0.0.1:8000
 PROFILE ?= kep-8img
@@ -21,7 +23,7 @@ LABELS ?=
 LOCUST_ARGS = --profile $(PROFILE) --slo $(SLO) -u $(USERS) -r $(USERS) -t $(DURATION) \
 	--results-dir $(RUN_DIR) --html $(RUN_DIR)/locust.html --csv $(RUN_DIR)/locust
 
-.PHONY: help setup parsers test lint render topology demo loadtest loadtest-sim compare bench-sim docs clean
+.PHONY: help setup parsers test lint render topology e2e demo loadtest loadtest-sim compare bench-sim docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +63,9 @@ render: setup  ## print the manifests for VALUES (default: the KEP EPD example)
 
 topology: setup  ## print roles, pod DNS names and URLs for VALUES and check the wiring
 	$(PY) -m sglang_epd.cli topology -f $(VALUES) --release $(RELEASE)
+
+e2e: setup  ## system tests: TARGET=local (default: the chart on this machine) or TARGET=kube (a cluster; E2E_ARGS)
+	$(PY) -m pytest tests/e2e --target $(TARGET) $(E2E_ARGS)
 
 demo: setup  ## the EPD chart on this machine (simulated SGLang, real router) under 30 s of 1-8 image traffic
 	$(PY) -m sglang_epd.load.simrun -- --profile mixed-1to8 -u 4 -r 4 -t 30s --only-summary --loglevel WARNING \

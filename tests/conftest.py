@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,46 @@ def any_helm(request: pytest.FixtureRequest) -> HelmRunner:
 
 
 Renderer = Callable[..., list[dict]]
+
+
+# Options of the system tests (tests/e2e); pytest reads options only from the top-level conftest.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("sglang-epd system tests")
+    group.addoption(
+        "--target",
+        choices=["local", "kube"],
+        default="local",
+        help="where the chart runs: local processes (default) or a Kubernetes cluster",
+    )
+    group.addoption(
+        "--values",
+        action="append",
+        type=Path,
+        default=[],
+        help="values file(s) for the system tests (default: values-examples/sim-epd.yaml locally)",
+    )
+    group.addoption("--kube-context", default=None, help="kubeconfig context (kube target)")
+    group.addoption(
+        "--namespace-prefix", default="sglang-epd-e2e", help="prefix of the test namespace (kube)"
+    )
+    group.addoption(
+        "--keep", action="store_true", help="leave the release and namespace for inspection (kube)"
+    )
+    group.addoption(
+        "--ready-timeout", type=float, default=3600.0, help="seconds to wait for RBG Ready (kube)"
+    )
+    group.addoption(
+        "--router-url", default=None, help="reach the router here instead of port-forwarding (kube)"
+    )
+    group.addoption(
+        "--ttft-slo-ms",
+        type=float,
+        default=None,
+        help="TTFT p95 SLO of the load test (default on local: derived from the cost model)",
+    )
+    group.addoption(
+        "--e2e-results", type=Path, default=Path("results/e2e"), help="diagnostics and load test results"
+    )
 
 
 @pytest.fixture(scope="session")

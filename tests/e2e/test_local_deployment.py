@@ -27,6 +27,12 @@ SIM_VALUES = EXAMPLES_DIR / "sim-epd.yaml"
 MODEL = "qwen2.5-vl-7b"
 
 
+@pytest.fixture(autouse=True)
+def _local_target_only(target: str) -> None:
+    if target != "local":
+        pytest.skip("runs the simulator on this machine: only with --target local")
+
+
 @pytest.fixture(scope="module")
 def images() -> list[str]:
     """Eight distinct 1080p JPEGs (distinct content, so no cache can hide encoder work)."""
