@@ -218,22 +218,18 @@ def test_helm_test_pod_passes_against_the_deployment(epd: LocalDeployment, rende
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["ROUTER_URL"] == "http://sglang-epd-router:8000"  # the chart's router Service
     env["ROUTER_URL"] = epd.router_url
-    result = subprocess.run(
-        [sys.executable, *container["command"][1:]],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+
+    def run_pod_command(**overrides: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *container["command"][1:]],
+            env={**os.environ, **env, **overrides},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    result = run_pod_command()
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and "with 2 image(s)" in result.stdout
-
-    env["TTFT_BOUND_MS"] = "1"
-    too_slow = subprocess.run(
-        [sys.executable, *container["command"][1:]],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    too_slow = run_pod_command(TTFT_BOUND_MS="1")
     assert too_slow.returncode == 1 and "over the bound" in too_slow.stdout
