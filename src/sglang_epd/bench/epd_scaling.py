@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from ..deploy.local import LocalDeployment
+from ..load.stats import percentile
 from ..render import EXAMPLES_DIR, render
 from ..sim.client import ChatResult, chat_body, data_url, image_bytes, post_chat
 from ..sim.cost import ideal_ttft_ms
@@ -96,11 +97,6 @@ def _ok(result: ChatResult) -> bool:
     return result.status == 200 and result.client_ttft_ms is not None
 
 
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 async def _sequential(url: str, source: ImageSource, requests: int) -> list[ChatResult]:
     async with aiohttp.ClientSession() as session:
         await _ask(session, url, source.request_images())  # warm-up: connections, router worker choice
@@ -123,7 +119,7 @@ def measure_scaling(encoder_counts: list[int], requests: int, workdir: Path) -> 
                 encoders=encoders,
                 requests=requests,
                 ttft_p50_ms=statistics.median(client),
-                ttft_p90_ms=_p(client, 0.9),
+                ttft_p90_ms=percentile(sorted(client), 90),
                 server_ttft_p50_ms=statistics.median(server),
                 ideal_ttft_ms=ideal_ttft_ms([(WIDTH, HEIGHT)] * IMAGES, encoders, text_tokens=5),
             )

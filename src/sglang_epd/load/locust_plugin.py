@@ -348,20 +348,15 @@ class LoadSession:
             exception=failure,
             context={},
         )
-        if sample.ok:
-            fire(
-                request_type="TTFT",
-                name=name,
-                response_time=sample.ttft_ms,
-                response_length=0,
-                exception=None,
-                context={},
-            )
-            if sample.tpot_ms is not None:
+        if not sample.ok:
+            return
+        # An ok sample has a first token, hence a TTFT; a single-token answer has no TPOT.
+        for request_type, value in (("TTFT", sample.ttft_ms), ("TPOT", sample.tpot_ms)):
+            if value is not None:
                 fire(
-                    request_type="TPOT",
+                    request_type=request_type,
                     name=name,
-                    response_time=sample.tpot_ms,
+                    response_time=value,
                     response_length=0,
                     exception=None,
                     context={},

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .cost import CostModel
+from .cost import CostModel, env_number
 
 
 class StartupError(Exception):
@@ -95,13 +95,10 @@ TRUE_WORDS = ("1", "true", "yes")
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
     try:
-        return float(raw)
-    except ValueError:
-        raise StartupError(f"{name}={raw!r} is not a number") from None
+        return env_number(env, name, default, negative_ok=True)
+    except ValueError as error:
+        raise StartupError(str(error)) from None
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -85,15 +85,17 @@ def split_in_order(items: Sequence[T], workers: int) -> list[list[T]]:
     return shares
 
 
-def _env_number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
+def env_number(env: Mapping[str, str], name: str, default: float, *, negative_ok: bool = False) -> float:
+    """A number from the environment; `default` when unset or blank, ValueError naming the variable when not
+    a number (or negative, unless `negative_ok`)."""
+    raw = env.get(name, "").strip()
+    if not raw:
         return default
     try:
         value = float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number") from None
-    if value < 0:
+    if value < 0 and not negative_ok:
         raise ValueError(f"{name}={raw!r} must not be negative")
     return value
 
@@ -139,7 +141,7 @@ class CostModel:
         env = os.environ if env is None else env
         values: dict[str, float | int] = {}
         for f in fields(cls):
-            value = _env_number(env, ENV_NAMES[f.name], f.default)  # type: ignore[arg-type]
+            value = env_number(env, ENV_NAMES[f.name], f.default)  # type: ignore[arg-type]
             values[f.name] = int(value) if f.name.endswith("_pixels") else value
         if values["chars_per_token"] <= 0:
             raise ValueError("SGLANG_SIM_CHARS_PER_TOKEN must be positive")
