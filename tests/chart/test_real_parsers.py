@@ -137,32 +137,30 @@ def epd_roles(render_chart, parsed: _ParsedCounter) -> dict[str, Role]:
     return {role.component: role for role in topology.roles.values()}
 
 
-def test_unknown_flag_is_reported(epd_roles) -> None:
-    args, env = _args(epd_roles["prefill"])
-    problems = argv_check.check_sglang_argv([*args, "--no-such-flag", "1"], env=env)
+# (role, flags added to its rendered argv, what SGLang's own checks must say)
+SGLANG_MISTAKES = {
+    "unknown-flag": ("prefill", ["--no-such-flag", "1"], "unrecognized arguments: --no-such-flag"),
+    "encoder-and-language-only": ("encoder", ["--language-only"], "--encoder-only and --language-only"),
+    "prefix-cache-off-the-encoder": (
+        "prefill",
+        ["--enable-prefix-mm-cache"],
+        "--enable-prefix-mm-cache requires --encoder-only",
+    ),
+    "encoder-in-pd-mode": (
+        "encoder",
+        ["--disaggregation-mode", "prefill"],
+        "--encoder-only and --disaggregation-mode",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", list(SGLANG_MISTAKES), ids=list(SGLANG_MISTAKES))
+def test_sglang_mistake_is_reported(epd_roles, mistake: str) -> None:
+    component, extra, expected = SGLANG_MISTAKES[mistake]
+    args, env = _args(epd_roles[component])
+    problems = argv_check.check_sglang_argv([*args, *extra], env=env)
     assert len(problems) == 1
-    assert "unrecognized arguments: --no-such-flag" in problems[0]
-
-
-def test_encoder_only_with_language_only_is_reported(epd_roles) -> None:
-    args, env = _args(epd_roles["encoder"])
-    problems = argv_check.check_sglang_argv([*args, "--language-only"], env=env)
-    assert len(problems) == 1
-    assert "--encoder-only and --language-only" in problems[0]
-
-
-def test_prefix_mm_cache_off_the_encoder_is_reported(epd_roles) -> None:
-    args, env = _args(epd_roles["prefill"])
-    problems = argv_check.check_sglang_argv([*args, "--enable-prefix-mm-cache"], env=env)
-    assert len(problems) == 1
-    assert "--enable-prefix-mm-cache requires --encoder-only" in problems[0]
-
-
-def test_encoder_only_in_pd_mode_is_reported(epd_roles) -> None:
-    args, env = _args(epd_roles["encoder"])
-    problems = argv_check.check_sglang_argv([*args, "--disaggregation-mode", "prefill"], env=env)
-    assert len(problems) == 1
-    assert "--encoder-only and --disaggregation-mode" in problems[0]
+    assert expected in problems[0]
 
 
 def test_unknown_transfer_backend_is_reported(epd_roles) -> None:
