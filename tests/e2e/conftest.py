@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from sglang_epd.deploy.local import LocalDeployment
+from sglang_epd.deploy.base import Deployment
+from sglang_epd.deploy.local import LocalDeployment, helm_test_pods
 from sglang_epd.render import EXAMPLES_DIR
 from sglang_epd.topology import Topology
 
@@ -38,7 +39,7 @@ def deployment(
     values_files: list[Path],
     render_chart,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LocalDeployment]:
+) -> Iterator[Deployment]:
     """The deployment the system tests talk to. Module-scoped: each test module gets a fresh one."""
     if target == "kube":
         from sglang_epd.deploy.kube import KubeDeployment, KubeTarget, cluster_skip_reason
@@ -59,5 +60,6 @@ def deployment(
             yield cluster
         return
     objects = render_chart(values_files=values_files)
-    with LocalDeployment(Topology.from_objects(objects), tmp_path_factory.mktemp("e2e")) as local:
+    workdir = tmp_path_factory.mktemp("e2e")
+    with LocalDeployment(Topology.from_objects(objects), workdir, test_pods=helm_test_pods(objects)) as local:
         yield local

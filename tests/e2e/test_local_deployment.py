@@ -1,6 +1,6 @@
 """The rendered chart, run locally (simulated SGLang roles, the real router), serves image requests the way
-the EPD wiring says: images split over the encoders, streamed answers from decode, encoders that scale
-and fail over."""
+the EPD wiring says: images split over the encoders, streamed answers from decode, encoders that scale,
+no process left behind. (Scaling and failure under load are target-agnostic: test_system.py.)"""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from sglang_epd.deploy.local import LocalDeployment
+from sglang_epd.deploy.local import LocalDeployment, helm_test_pods
 from sglang_epd.render import EXAMPLES_DIR
+from sglang_epd.scenarios import registered_encoder_urls
 from sglang_epd.sim.client import ChatResult, chat_body, data_url, image_bytes, post_chat
 from sglang_epd.topology import Topology
 from sglang_epd.waiting import wait_for
@@ -67,9 +67,8 @@ def ask(url: str, images: list[str], max_tokens: int = 6) -> ChatResult:
 
 
 def encoders_known(deployment: LocalDeployment) -> list[str]:
-    prefill = deployment.role_pods("prefill")[0]
-    with urllib.request.urlopen(f"http://{prefill.ip}:8997/list_encoder_urls", timeout=5) as response:
-        return sorted(json.load(response))
+    (listed,) = registered_encoder_urls(deployment, deployment.topology).values()
+    return listed
 
 
 def split(result: ChatResult) -> list[int]:
@@ -135,18 +134,6 @@ def test_scaling_encoders_adds_them_to_the_split(render_chart, tmp_path: Path, i
         assert split(ask(deployment.router_url, images)) == [4, 4]
 
 
-def test_killed_encoder_is_evicted_and_traffic_recovers(
-    render_chart, tmp_path: Path, images: list[str]
-) -> None:
-    with _deployment(render_chart, tmp_path, **{"encoder.replicas": 2}) as deployment:
-        victim = deployment.kill("vlm-encoder", 1)  # SIGKILL: no unregistration, like a lost node
-        survivor = deployment.role_pods("encoder")[0]
-        # The prefill health-checks encoders every second here (sim-epd.yaml) and evicts after 3 failures.
-        wait_for(lambda: encoders_known(deployment) == [survivor.url()], 15, f"{victim.name} to be evicted")
-        result = ask(deployment.router_url, images)
-        assert result.status == 200 and split(result) == [8]
-
-
 def test_stop_leaves_no_process(render_chart, tmp_path: Path) -> None:
     deployment = _deployment(render_chart, tmp_path).start()
     pids = [process.pid for process in deployment.processes()]
@@ -160,7 +147,7 @@ def test_stop_leaves_no_process(render_chart, tmp_path: Path) -> None:
 RUN_AND_WAIT = """
 import json, sys, tempfile, time
 from pathlib import Path
-from sglang_epd.deploy.local import LocalDeployment
+from sglang_epd.deploy.local import LocalDeployment, helm_test_pods
 from sglang_epd.render import render
 from sglang_epd.topology import Topology
 objects = render(values_files=[sys.argv[1]])
@@ -207,29 +194,8 @@ def test_no_orphans_when_the_owner_is_interrupted_or_killed(signal_name: str) ->
         owner.wait()
 
 
-def test_helm_test_pod_passes_against_the_deployment(epd: LocalDeployment, render_chart) -> None:
-    """The rendered `helm test` Pod's own command, run here against the local router."""
-    pod = next(
-        o
-        for o in render_chart(values_files=[SIM_VALUES], set_values={"helmTest.images": 2})
-        if o["kind"] == "Pod"
-    )
-    container = pod["spec"]["containers"][0]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["ROUTER_URL"] == "http://sglang-epd-router:8000"  # the chart's router Service
-    env["ROUTER_URL"] = epd.router_url
-
-    def run_pod_command(**overrides: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, *container["command"][1:]],
-            env={**os.environ, **env, **overrides},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    result = run_pod_command()
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "PASS" in result.stdout and "with 2 image(s)" in result.stdout
-    too_slow = run_pod_command(TTFT_BOUND_MS="1")
-    assert too_slow.returncode == 1 and "over the bound" in too_slow.stdout
+def test_helm_test_fails_over_its_ttft_bound(epd: LocalDeployment, render_chart) -> None:
+    """The other side of test_system's helm test: the hook's script fails a slow answer."""
+    objects = render_chart(values_files=[SIM_VALUES], set_values={"helmTest.ttftBoundMs": 1})
+    result = epd.helm_test(helm_test_pods(objects))
+    assert result.returncode == 1 and "over the bound" in result.stdout, result.stdout

@@ -1,20 +1,36 @@
 """System tests whose bodies run unchanged against the local deployment and a real cluster
-(`--target kube`): they need only the router URL and the rendered topology."""
+(`--target kube`): they need the rendered topology and a `deploy.base.Deployment` (router URL, running
+pods, a GET on a pod, scale, kill)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from sglang_epd.load.simrun import locust_command
-from sglang_epd.sim.client import ChatResult, chat_body, data_url, image_bytes, post_chat
+from sglang_epd.scenarios import (
+    ImageSource,
+    ask,
+    eviction_window_s,
+    load_under_action,
+    median_ttft_ms,
+    sequential_requests,
+    served_model,
+    succeeded,
+    wait_for_registration,
+)
+from sglang_epd.sim.client import ChatResult
 from sglang_epd.sim.cost import ideal_ttft_ms
-from sglang_epd.topology import Topology
+from sglang_epd.topology import Role, Topology
+
+# Encoders retry registration every few seconds (SGLang: 5 s), and a cluster adds pod start-up.
+REGISTRATION_TIMEOUT_S = {"local": 30.0, "kube": 300.0}
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +41,101 @@ def topology(render_chart, values_files: list[Path]) -> Topology:
 
 @pytest.fixture(scope="module")
 def model(topology: Topology) -> str:
-    return next(r for r in topology.roles.values() if r.component != "router").flag("--served-model-name")[0]
+    return served_model(topology)
 
 
-def ask(url: str, model: str, images: int) -> ChatResult:
-    urls = [data_url(image_bytes(1280, 720, "JPEG", seed=1000 + i), "jpeg") for i in range(images)]
+@pytest.fixture(scope="module")
+def registration_timeout(target: str) -> float:
+    return REGISTRATION_TIMEOUT_S[target]
 
+
+@pytest.fixture
+def dynamic_encoders(deployment, topology: Topology, registration_timeout: float) -> Iterator[Role]:
+    """The encoder role, when encoders register themselves (dynamic discovery): only then can they be
+    added or lost without re-rendering the prefill. Its replica count is restored afterwards."""
+    encoder = topology.role("encoder")
+    if encoder is None:
+        pytest.skip("the values have no encoder role (mode pd or collocated)")
+    if "--encoder-register-urls" not in encoder.flags:
+        pytest.skip("static encoder discovery: changing encoders needs a helm upgrade of the prefill's list")
+    yield encoder
+    if len(deployment.running_pods(encoder.name)) != encoder.replicas:
+        deployment.scale(encoder.name, encoder.replicas)
+    wait_for_registration(deployment, topology, registration_timeout)
+
+
+def ask_once(url: str, model: str, images: int) -> ChatResult:
     async def send() -> ChatResult:
         async with aiohttp.ClientSession() as session:
-            body = chat_body("Describe the images.", urls, max_tokens=16, stream=True, model=model)
-            return await post_chat(session, url, body, timeout=600)
+            return await ask(session, url, model, ImageSource().request_images(images), max_tokens=16)
 
     return asyncio.run(send())
 
 
+def test_topology_is_what_the_values_say(deployment, topology: Topology, registration_timeout: float) -> None:
+    running = {name: len(deployment.running_pods(name)) for name in topology.roles}
+    assert running == {name: role.replicas for name, role in topology.roles.items()}
+    encoder = topology.role("encoder")
+    if encoder is not None and "--encoder-register-urls" in encoder.flags:
+        urls = wait_for_registration(deployment, topology, registration_timeout)
+        assert len(urls) == encoder.replicas
+
+
 @pytest.mark.parametrize("images", [1, 8])
 def test_image_request_returns_text(deployment, model: str, images: int) -> None:
-    result = ask(deployment.router_url, model, images)
-    assert result.status == 200, result.body
-    assert result.done and result.text.strip(), "a streamed, non-empty answer"
+    result = ask_once(deployment.router_url, model, images)
+    assert result.status == 200, result.body or result.headers.get("error")
+    assert succeeded(result) and result.text.strip(), "a streamed, non-empty answer"
+
+
+def test_helm_test_hook_passes(deployment) -> None:
+    """The chart's test Pod: `helm test` on a cluster, its own command against the local router here."""
+    result = deployment.helm_test()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PASS" in result.stdout
+
+
+def test_second_encoder_lowers_eight_image_ttft(
+    deployment, topology: Topology, model: str, dynamic_encoders: Role, registration_timeout: float
+) -> None:
+    url, source = deployment.router_url, ImageSource(seed=10_000)
+    ttft_ms = {}
+    for encoders in (1, 2):
+        deployment.scale(dynamic_encoders.name, encoders)
+        assert len(wait_for_registration(deployment, topology, registration_timeout)) == encoders
+        ttft_ms[encoders] = median_ttft_ms(sequential_requests(url, model, source, requests=5))
+    print(f"8-image TTFT p50: 1 encoder {ttft_ms[1]:.0f} ms, 2 encoders {ttft_ms[2]:.0f} ms")
+    assert ttft_ms[2] < ttft_ms[1], f"a second encoder did not lower TTFT p50: {ttft_ms}"
+
+
+def test_killed_encoder_loses_only_requests_around_the_kill(
+    deployment, topology: Topology, model: str, dynamic_encoders: Role, registration_timeout: float
+) -> None:
+    """Open-loop 8-image load; one of two encoders is killed 3 s in. A request may fail only if it was in
+    flight at the kill or was sent before the language servers evicted the dead encoder; every later one
+    succeeds. Afterwards the servers list exactly the running encoders (locally the survivor; on a
+    cluster also the pod the controller re-created)."""
+    if len(deployment.running_pods(dynamic_encoders.name)) < 2:
+        deployment.scale(dynamic_encoders.name, 2)
+    wait_for_registration(deployment, topology, registration_timeout)
+    window = eviction_window_s(topology)
+    run = load_under_action(
+        deployment.router_url,
+        model,
+        ImageSource(seed=20_000),
+        duration=3 + window + 6,
+        rate=1.0,
+        action_at=3.0,
+        action=lambda: deployment.kill(dynamic_encoders.name, 1),
+    )
+    print(f"kill 1 of 2 encoders: {run.summary()}")
+    late = run.failed_outside(window)
+    assert not late, (
+        f"{len(late)} request(s) failed that were neither in flight at the kill nor sent in the "
+        f"{window:.0f} s eviction window, first sent at {late[0].at:.1f} s: {late[0].result.headers}"
+    )
+    assert run.seconds_to_recover is not None, f"traffic did not recover: {run.summary()}"
+    wait_for_registration(deployment, topology, registration_timeout)
 
 
 def test_short_load_meets_ttft_slo(

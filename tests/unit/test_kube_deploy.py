@@ -16,8 +16,10 @@ import pytest
 
 from sglang_epd.deploy.kube import (
     GROUP_LABEL,
+    ROLE_LABEL,
     KubeDeployment,
     KubeDeploymentError,
+    KubePod,
     KubeTarget,
     cluster_skip_reason,
     diagnostic_commands,
@@ -25,6 +27,7 @@ from sglang_epd.deploy.kube import (
     namespace_name,
     parse_group_status,
     progress_line,
+    ready_pods,
 )
 
 DATA = Path(__file__).parent / "data" / "kube"
@@ -78,7 +81,7 @@ class ReplayRunner:
         self.steps.append((argv, rc, stdout, stderr))
         return self
 
-    def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def run(self, argv: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         assert self.steps, f"unexpected command {list(argv)}"
         want, rc, stdout, stderr = self.steps.pop(0)
         assert list(argv) == want
@@ -340,7 +343,7 @@ def test_no_kubeconfig(tmp_path: Path) -> None:
 
 def test_kubectl_missing() -> None:
     class Missing(ReplayRunner):
-        def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        def run(self, argv: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
             raise FileNotFoundError(2, "No such file or directory", argv[0])
 
     reason = cluster_skip_reason(Missing(), KubeTarget())
@@ -485,3 +488,54 @@ def test_scale_by_patching_the_role(target: KubeTarget) -> None:
     runner.assert_done()
     with pytest.raises(KubeDeploymentError, match="no role 'nope'"):
         dep.scale("nope", 1)
+
+
+# Pods: what the system tests read and kill --------------------------------------------------------------
+
+ENCODER_PODS = kubectl(
+    "get", "pods", "-n", NS, "-l", f"{GROUP_LABEL}=sglang-epd,{ROLE_LABEL}=vlm-encoder", "-o", "json"
+)
+
+
+def test_ready_pods_skip_terminating_unready_and_unscheduled_pods_in_index_order() -> None:
+    pods = json.loads(recorded("pods-encoders.json"))["items"]
+    assert ready_pods(pods) == [
+        KubePod("sglang-epd-vlm-encoder-0", "10.244.1.10"),
+        KubePod("sglang-epd-vlm-encoder-1", "10.244.2.11"),
+        KubePod("sglang-epd-vlm-encoder-10", "10.244.1.30"),
+    ]
+
+
+def test_running_pods_and_pod_get_through_the_api_server_proxy(target: KubeTarget) -> None:
+    dep, runner = started(target)
+    runner.expect(ENCODER_PODS, recorded("pods-encoders.json"))
+    assert [p.ip for p in dep.running_pods("vlm-encoder")] == ["10.244.1.10", "10.244.2.11", "10.244.1.30"]
+    proxy = f"/api/v1/namespaces/{NS}/pods/sglang-epd-vlm-prefill-0:8997/proxy/list_encoder_urls"
+    runner.expect(kubectl("get", "--raw", proxy), '["http://10.244.1.10:30002"]')
+    assert json.loads(dep.pod_http_get("sglang-epd-vlm-prefill-0", 8997, "/list_encoder_urls")) == [
+        "http://10.244.1.10:30002"
+    ]
+    runner.assert_done()
+
+
+def test_kill_force_deletes_the_ready_pod_with_that_index(target: KubeTarget) -> None:
+    dep, runner = started(target)
+    runner.expect(ENCODER_PODS, recorded("pods-encoders.json"))
+    force = ["--grace-period=0", "--force", "--wait=false"]
+    runner.expect(kubectl("delete", "pod", "sglang-epd-vlm-encoder-1", "-n", NS, *force))
+    assert dep.kill("vlm-encoder", 1) == KubePod("sglang-epd-vlm-encoder-1", "10.244.2.11")
+    runner.expect(ENCODER_PODS, recorded("pods-encoders.json"))
+    with pytest.raises(KubeDeploymentError, match="no Ready pod with index 3"):
+        dep.kill("vlm-encoder", 3)  # not Ready: killing it proves nothing about failover
+    runner.assert_done()
+
+
+def test_helm_test_runs_the_hook_with_logs(target: KubeTarget) -> None:
+    dep, runner = started(target)
+    test = helm("test", "sglang-epd", "-n", NS, "--logs", "--timeout=15m")
+    runner.expect(
+        test, "Phase: Failed\nFAIL: TTFT 31000 ms is over the bound\n", rc=1, stderr="Error: pod failed"
+    )
+    result = dep.helm_test()
+    assert result.returncode == 1 and "over the bound" in result.stdout
+    runner.assert_done()

@@ -28,6 +28,7 @@ from ..waiting import http_status
 RBG_GROUP = "workloads.x-k8s.io"
 RBG_VERSION = "v1alpha2"
 GROUP_LABEL = "rbg.workloads.x-k8s.io/group-name"
+ROLE_LABEL = "rbg.workloads.x-k8s.io/role-name"
 LOG_TAIL_LINES = 200
 INSTALL_RBG_HINT = (
     "install it with `helm install rbgs <rbgs-<version>.tgz from the sgl-project/rbg release> "
@@ -54,7 +55,7 @@ class Process(Protocol):
 
 
 class CommandRunner(Protocol):
-    def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]: ...
+    def run(self, argv: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]: ...
     def start(self, argv: Sequence[str], log: Path | None) -> Process: ...
 
 
@@ -64,13 +65,13 @@ class SubprocessRunner:
     def __init__(self, timeout: float = 120.0) -> None:
         self.timeout = timeout
 
-    def run(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    def run(self, argv: Sequence[str], timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             list(argv),
             capture_output=True,
             text=True,
             stdin=subprocess.DEVNULL,
-            timeout=self.timeout,
+            timeout=timeout or self.timeout,
             check=False,
         )
 
@@ -221,6 +222,30 @@ def progress_line(status: GroupStatus) -> str:
     return f"rbg {status.name}: {roles} [{state}]"
 
 
+@dataclass(frozen=True)
+class KubePod:
+    name: str
+    ip: str
+
+
+def ready_pods(pods: Sequence[Mapping]) -> list[KubePod]:
+    """The pods (items of `kubectl get pods -o json`) that serve: Ready, with an IP and not being deleted,
+    in index order (RBG names pod i `<rbg>-<role>-<i>`)."""
+    serving = []
+    for pod in pods:
+        meta, status = pod.get("metadata", {}), pod.get("status", {})
+        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+        if meta.get("deletionTimestamp") or conditions.get("Ready") != "True" or not status.get("podIP"):
+            continue
+        serving.append(KubePod(meta["name"], status["podIP"]))
+    return sorted(serving, key=lambda p: _pod_index(p.name))
+
+
+def _pod_index(name: str) -> int:
+    suffix = name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
+
+
 def diagnostic_commands(namespace: str, group: str, pods: Sequence[Mapping]) -> dict[str, list[str]]:
     """File (relative to the diagnostics dir) -> kubectl arguments whose output it holds:
     events.yaml, rbg.yaml, pods-describe.txt, and logs/<pod>/<container>.log (last 200 lines; also
@@ -334,8 +359,10 @@ class KubeDeployment:
     def _kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return self._check(self.runner.run(self.target.kubectl_argv(*args)), check)
 
-    def _helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self._check(self.runner.run(self.target.helm_argv(*args)), check)
+    def _helm(
+        self, *args: str, check: bool = True, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return self._check(self.runner.run(self.target.helm_argv(*args), timeout), check)
 
     @staticmethod
     def _check(result: subprocess.CompletedProcess[str], check: bool) -> subprocess.CompletedProcess[str]:
@@ -519,6 +546,41 @@ class KubeDeployment:
                 "patch", "rbg", str(self.group), "-n", self.namespace, "--type=json", "-p", json.dumps(patch)
             )
         return self.wait_ready(timeout)
+
+    def running_pods(self, role: str) -> list[KubePod]:
+        selector = f"{GROUP_LABEL}={self.group},{ROLE_LABEL}={role}"
+        listing = self._kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o", "json")
+        return ready_pods(json.loads(listing.stdout).get("items", []))
+
+    def pod_http_get(self, pod: str, port: int, path: str) -> str:
+        """Through the API server's pod proxy: needs no port-forward and no tool in the image."""
+        return self._kubectl(
+            "get", "--raw", f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{port}/proxy{path}"
+        ).stdout
+
+    def kill(self, role: str, index: int) -> KubePod:
+        """Force-delete pod `index` (no grace period, like a lost node); the controller re-creates it."""
+        pod = next((p for p in self.running_pods(role) if _pod_index(p.name) == index), None)
+        if pod is None:
+            raise KubeDeploymentError(f"role {role} has no Ready pod with index {index} in {self.namespace}")
+        self._kubectl(
+            "delete", "pod", pod.name, "-n", self.namespace, "--grace-period=0", "--force", "--wait=false"
+        )
+        return pod
+
+    def helm_test(self) -> subprocess.CompletedProcess[str]:
+        """`helm test --logs`: the chart's test Pod sends one image request through the router Service
+        (it may pull the SGLang image first, hence the long timeout)."""
+        return self._helm(
+            "test",
+            self.target.release,
+            "-n",
+            self.namespace,
+            "--logs",
+            "--timeout=15m",
+            check=False,
+            timeout=960,
+        )
 
     def collect_diagnostics(self, directory: Path) -> list[Path]:
         """Events, pod descriptions, the RBG and the last log lines of every container of the group, one

@@ -13,10 +13,12 @@ import contextlib
 import ctypes
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,15 @@ MAX_PODS_PER_ROLE = 254
 
 class LocalDeploymentError(RuntimeError):
     pass
+
+
+def helm_test_pods(objects: list[dict]) -> list[dict]:
+    """The rendered Pods that `helm test` runs (annotation `helm.sh/hook: test`)."""
+    return [
+        o
+        for o in objects
+        if o.get("kind") == "Pod" and o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    ]
 
 
 def _die_with_parent() -> None:
@@ -90,6 +101,7 @@ class LocalDeployment:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     ready_timeout: float = 120.0
     subnet: int = field(default_factory=lambda: random.randint(20, 250))
+    test_pods: list[dict] = field(default_factory=list)  # the rendered `helm.sh/hook: test` Pods
     pods: dict[str, list[LocalPod]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -236,6 +248,39 @@ class LocalDeployment:
         if router is None or not self.pods.get(router.name):
             raise LocalDeploymentError("the deployment has no running router pod")
         return self.pods[router.name][0].url()
+
+    def running_pods(self, role: str) -> list[LocalPod]:
+        return [p for p in self.pods.get(role, []) if p.process is not None and p.process.poll() is None]
+
+    def pod_http_get(self, pod: str, port: int, path: str, timeout: float = 10.0) -> str:
+        ip = next((p.ip for pods in self.pods.values() for p in pods if p.name == pod), None)
+        if ip is None:
+            raise LocalDeploymentError(f"no running pod {pod!r}")
+        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=timeout) as response:
+            return response.read().decode()
+
+    def helm_test(
+        self, pods: list[dict] | None = None, timeout: float = 600.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run every rendered test Pod's command (default: `test_pods`) here, as `helm test` runs it in the
+        cluster, with the router Service (`<group>-router:<port>`) resolving to the router pod. Exit code:
+        the worst one."""
+        router = re.compile(rf"http://{re.escape(self.topology.group)}-router:\d+")
+        code, output = 0, []
+        for pod in self.test_pods if pods is None else pods:
+            for container in pod["spec"]["containers"]:
+                env = {
+                    e["name"]: router.sub(self.router_url, str(e.get("value", ""))) for e in container["env"]
+                }
+                argv = container["command"] + container.get("args", [])
+                if argv[0] == "python3":
+                    argv = [sys.executable, *argv[1:]]
+                run = subprocess.run(
+                    argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+                )
+                code = max(code, run.returncode)
+                output.append(f"{pod['metadata']['name']}/{container['name']}:\n{run.stdout}{run.stderr}")
+        return subprocess.CompletedProcess(["helm", "test", self.topology.group], code, "\n".join(output), "")
 
     def role_pods(self, component: str) -> list[LocalPod]:
         role = self.topology.role(component)
