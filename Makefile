@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 CHART := charts/sglang-epd
 VALUES ?= values-examples/qwen2.5-vl-7b-epd.yaml
 RELEASE ?= sglang-epd
-RBG_API := workloads.x-k8s.io/v1alpha2/RoleBasedGroup
+# No cluster to ask: skip the preflight checks of served APIs (RBG, and those options need).
+OFFLINE := --set preflight.requireRbgApi=false --set preflight.requireOptionalApis=false
 PYTEST_ARGS ?=
 TARGET ?= local
 E2E_ARGS ?=
@@ -51,15 +52,15 @@ test: setup parsers  ## run the test suite (cluster tests skip without a cluster
 lint: setup  ## ruff, helm lint --strict (Helm 3 and 4), values docs up to date
 	$(PY) -m ruff check src tests scripts loadtests charts/sglang-epd/files
 	for helm in .tools/bin/helm .tools/bin/helm4; do \
-	  $$helm lint --strict $(CHART) --set preflight.requireRbgApi=false || exit 1; \
+	  $$helm lint --strict $(CHART) $(OFFLINE) || exit 1; \
 	  for f in values-examples/*.yaml; do \
-	    $$helm lint --strict $(CHART) -f $$f --set preflight.requireRbgApi=false --quiet || exit 1; \
+	    $$helm lint --strict $(CHART) -f $$f $(OFFLINE) --quiet || exit 1; \
 	  done; \
 	done
 	$(PY) -m sglang_epd.chart_docs --check
 
 render: setup  ## print the manifests for VALUES (default: the KEP EPD example)
-	.tools/bin/helm template $(RELEASE) $(CHART) -f $(VALUES) --api-versions $(RBG_API)
+	.tools/bin/helm template $(RELEASE) $(CHART) -f $(VALUES) $(OFFLINE)
 
 topology: setup  ## print roles, pod DNS names and URLs for VALUES and check the wiring
 	$(PY) -m sglang_epd.cli topology -f $(VALUES) --release $(RELEASE)

@@ -17,6 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "sglang-epd"
 EXAMPLES_DIR = REPO_ROOT / "values-examples"
 RBG_API = "workloads.x-k8s.io/v1alpha2/RoleBasedGroup"
+# APIs that chart options need besides RBG (checked by preflight.requireOptionalApis).
+OPTIONAL_APIS = (
+    "monitoring.coreos.com/v1/PodMonitor",
+    "keda.sh/v1alpha1/ScaledObject",
+    "workloads.x-k8s.io/v1alpha2/CoordinatedPolicy",
+)
 
 # Which env var overrides, and which file under .tools/bin is installed by scripts/install_helm.py.
 _HELM_LOCATIONS = {"3": ("SGLANG_EPD_HELM", "helm"), "4": ("SGLANG_EPD_HELM4", "helm4")}
@@ -68,7 +74,7 @@ def template_args(
     release: str = "sglang-epd",
     namespace: str = "default",
     chart: Path = CHART_DIR,
-    api_versions: Iterable[str] = (RBG_API,),
+    api_versions: Iterable[str] = (RBG_API, *OPTIONAL_APIS),
 ) -> list[str]:
     args = ["template", release, str(chart), "--namespace", namespace]
     for path in values_files:
@@ -112,6 +118,8 @@ def render_notes(
         "--dry-run=client",
         "--set",
         "preflight.requireRbgApi=false",
+        "--set",
+        "preflight.requireOptionalApis=false",
     ]
     for path in values_files:
         args += ["-f", str(path)]
@@ -138,7 +146,7 @@ class InProcessRenderer:
     def render(
         self, values: Mapping[str, object], release: str = "sglang-epd", namespace: str = "default"
     ) -> list[dict]:
-        merged = {**values, "preflight": {"requireRbgApi": False}}
+        merged = {**values, "preflight": {"requireRbgApi": False, "requireOptionalApis": False}}
         try:
             rendered = self._chart.render(merged, name=release, namespace=namespace)
         except self._errors as error:

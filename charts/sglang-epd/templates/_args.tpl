@@ -58,21 +58,39 @@ Command-line arguments, one token per list element (Kubernetes passes each eleme
 {{- define "sglang-epd.routerArgs" -}}
 {{- $v := .Values }}
 {{- $r := $v.router }}
+{{- $pd := include "sglang-epd.usesPD" . }}
 {{- $args := list "--host" "0.0.0.0" "--port" (toString $r.port) "--policy" $r.policy }}
-{{- if include "sglang-epd.usesPD" . }}
+{{- if $pd }}{{ $args = append $args "--pd-disaggregation" }}{{ end }}
+{{- if $r.discovery.enabled }}
+{{- /* Workers found by their RBG labels in this namespace only (the Role grants pods there); one port
+       for every discovered pod, and each prefill's bootstrap port from its sglang.ai/bootstrap-port
+       annotation. */}}
+{{- $port := ternary $v.prefill.port $v.server.port (not (empty $pd)) }}
+{{- $args = concat $args (list "--service-discovery" "--service-discovery-namespace" .Release.Namespace
+  "--service-discovery-port" (toString $port)) }}
+{{- $selectors := list (list "--selector" "server") }}
+{{- if $pd }}{{ $selectors = list (list "--prefill-selector" "prefill") (list "--decode-selector" "decode") }}{{ end }}
+{{- range $selectors }}
+{{- $args = append $args (index . 0) }}
+{{- range $label, $value := fromYaml (include "sglang-epd.roleSelector" (list $ (index . 1))) }}
+{{- $args = append $args (printf "%s=%s" $label $value) }}
+{{- end }}
+{{- end }}
+{{- else if $pd }}
 {{- /* One --prefill per prefill pod, with that pod's bootstrap port: the router sends bootstrap_host
        (this URL's host) to decode, so the URL must name one pod, never a Service. */}}
-{{- $args = append $args "--pd-disaggregation" }}
 {{- range (fromYamlArray (include "sglang-epd.podUrls" (list $ "prefill" $v.prefill.port))) }}
 {{- $args = concat $args (list "--prefill" . (toString $v.disaggregation.bootstrapPort)) }}
 {{- end }}
 {{- range (fromYamlArray (include "sglang-epd.podUrls" (list $ "decode" $v.decode.port))) }}
 {{- $args = concat $args (list "--decode" .) }}
 {{- end }}
-{{- if $r.prefillPolicy }}{{ $args = concat $args (list "--prefill-policy" $r.prefillPolicy) }}{{ end }}
-{{- if $r.decodePolicy }}{{ $args = concat $args (list "--decode-policy" $r.decodePolicy) }}{{ end }}
 {{- else }}
 {{- $args = concat $args (list "--worker-urls") (fromYamlArray (include "sglang-epd.podUrls" (list $ "server" $v.server.port))) }}
+{{- end }}
+{{- if $pd }}
+{{- if $r.prefillPolicy }}{{ $args = concat $args (list "--prefill-policy" $r.prefillPolicy) }}{{ end }}
+{{- if $r.decodePolicy }}{{ $args = concat $args (list "--decode-policy" $r.decodePolicy) }}{{ end }}
 {{- end }}
 {{- $args = concat $args (list "--retry-max-retries" (toString $r.retries.maxRetries)) }}
 {{- if $r.circuitBreaker.enabled }}

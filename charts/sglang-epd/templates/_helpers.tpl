@@ -151,3 +151,75 @@ of a flag make argparse keep the last one silently. Args: (list $valuesPath $cha
 {{- end }}
 {{- end }}
 {{- end }}
+
+
+{{/* Keys of the SGLang roles (every role but the router) the mode renders. */}}
+{{- define "sglang-epd.sglangRoleKeys" -}}
+{{- toYaml (without (fromYamlArray (include "sglang-epd.roleKeys" .)) "router") }}
+{{- end }}
+
+{{/* matchLabels of one role's pods: RBG labels every pod with its group and role. Args: (list $root $key). */}}
+{{- define "sglang-epd.roleSelector" -}}
+{{- $root := index . 0 }}
+{{- toYaml (dict
+  "rbg.workloads.x-k8s.io/group-name" (include "sglang-epd.fullname" $root)
+  "rbg.workloads.x-k8s.io/role-name" (get $root.Values (index . 1)).name) }}
+{{- end }}
+
+{{/*
+`replicas` of a role in the RoleBasedGroup, or nothing to omit it. Args: (list $root $key).
+With autoscaling the scaling adapter owns the count, and RBG's webhook rejects an update whose replicas
+differ from the adapter's. So an upgrade renders the live count (lookup); where the live object cannot be
+read (helm template, a client-side dry run) the field is left out and the controller restores the
+adapter's value.
+*/}}
+{{- define "sglang-epd.roleReplicas" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $role := get $root.Values $key }}
+{{- if and (ne $key "router") $role.autoscaling.enabled $root.Release.IsUpgrade }}
+{{- $live := lookup "workloads.x-k8s.io/v1alpha2" "RoleBasedGroup" $root.Release.Namespace (include "sglang-epd.fullname" $root) }}
+{{- range (dig "spec" "roles" (list) $live) }}
+{{- if and (eq .name $role.name) (hasKey . "replicas") }}{{ .replicas }}{{ end }}
+{{- end }}
+{{- else }}
+{{- $role.replicas }}
+{{- end }}
+{{- end }}
+
+{{/*
+Keys of the roles that open connections to a role's pods (its NetworkPolicy peers). Args: (list $root $key).
+Encoder <-> language server (registration, /encode, embeddings back over ZMQ or Mooncake), prefill <->
+decode (KV bootstrap and transfer), router -> prefill, decode and server.
+*/}}
+{{- define "sglang-epd.peers" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $keys := fromYamlArray (include "sglang-epd.roleKeys" $root) }}
+{{- $lang := include "sglang-epd.languageRoleKey" $root }}
+{{- $peers := list }}
+{{- if eq $key "encoder" }}{{ $peers = list $lang }}{{ end }}
+{{- if and $lang (eq $key $lang) }}{{ $peers = append $peers "encoder" }}{{ end }}
+{{- if eq $key "prefill" }}{{ $peers = append $peers "decode" }}{{ end }}
+{{- if eq $key "decode" }}{{ $peers = append $peers "prefill" }}{{ end }}
+{{- if has $key (list "prefill" "decode" "server") }}{{ $peers = append $peers "router" }}{{ end }}
+{{- toYaml $peers }}
+{{- end }}
+
+{{/* securityContext of a container. Args: (list $root $isSglang): only SGLang containers get IPC_LOCK
+(RDMA) or privileged. */}}
+{{- define "sglang-epd.containerSecurityContext" -}}
+{{- $v := (index . 0).Values }}
+{{- $sglang := index . 1 }}
+{{- if and $sglang $v.security.privileged }}
+privileged: true
+{{- else }}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+  {{- if and $sglang $v.rdma.enabled }}
+  # Mooncake/NIXL pin transfer buffers in memory for RDMA.
+  add: ["IPC_LOCK"]
+  {{- end }}
+{{- end }}
+{{- end }}

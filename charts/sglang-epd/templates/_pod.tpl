@@ -14,7 +14,12 @@ metadata:
     {{- with $role.podLabels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- with $role.podAnnotations }}
+  {{- $annotations := deepCopy ($role.podAnnotations | default dict) }}
+  {{- if and (eq $key "prefill") $root.Values.router.discovery.enabled }}
+  {{- /* The discovering router reads each prefill's bootstrap port from this annotation. */}}
+  {{- $_ := set $annotations "sglang.ai/bootstrap-port" (toString $root.Values.disaggregation.bootstrapPort) }}
+  {{- end }}
+  {{- with $annotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
@@ -48,6 +53,10 @@ affinity:
 {{- end }}
 terminationGracePeriodSeconds: {{ $role.terminationGracePeriodSeconds }}
 enableServiceLinks: false
+{{- with $root.Values.security.podSecurityContext }}
+securityContext:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -143,6 +152,8 @@ must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
   resources:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  securityContext:
+    {{- include "sglang-epd.containerSecurityContext" (list $root false) | trim | nindent 4 }}
   volumeMounts:
     - name: model
       mountPath: {{ $m.mountPath }}
@@ -159,6 +170,8 @@ must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
 {{- include "sglang-epd.podMetadata" (list $root $key) | trim }}
 spec:
   {{- include "sglang-epd.podScheduling" (list $root $role) | trim | nindent 2 }}
+  # SGLang never calls the Kubernetes API.
+  automountServiceAccountToken: false
   {{- if and $v.rdma.enabled $v.rdma.hostNetwork }}
   hostNetwork: true
   # Keeps cluster DNS (pod and Service names) resolvable from the host network namespace.
@@ -205,12 +218,8 @@ spec:
       {{- include "sglang-epd.sglangProbes" $root | trim | nindent 6 }}
       resources:
         {{- include "sglang-epd.sglangResources" (list $root $key) | trim | nindent 8 }}
-      {{- if $v.rdma.enabled }}
       securityContext:
-        capabilities:
-          # Mooncake/NIXL pin transfer buffers in memory for RDMA.
-          add: ["IPC_LOCK"]
-      {{- end }}
+        {{- include "sglang-epd.containerSecurityContext" (list $root true) | trim | nindent 8 }}
       volumeMounts:
         - name: model
           mountPath: {{ $v.model.mountPath }}
@@ -235,6 +244,13 @@ spec:
 {{- include "sglang-epd.podMetadata" (list . "router") | trim }}
 spec:
   {{- include "sglang-epd.podScheduling" (list . $r) | trim | nindent 2 }}
+  {{- if $r.discovery.enabled }}
+  # --service-discovery watches pods through the API with this account's Role.
+  serviceAccountName: {{ include "sglang-epd.fullname" . }}-router
+  automountServiceAccountToken: true
+  {{- else }}
+  automountServiceAccountToken: false
+  {{- end }}
   containers:
     - name: router
       image: {{ include "sglang-epd.image" (list . $r) }}
@@ -275,4 +291,6 @@ spec:
       resources:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+      securityContext:
+        {{- include "sglang-epd.containerSecurityContext" (list . false) | trim | nindent 8 }}
 {{- end }}

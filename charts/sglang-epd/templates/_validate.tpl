@@ -8,6 +8,21 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- fail (printf "preflight.requireRbgApi: this cluster does not serve %s. Install the RBG controller first (Helm chart deploy/helm/rbgs of github.com/sgl-project/rbg, namespace rbgs-system; Kubernetes >= 1.28), then retry. For offline `helm template`, pass --api-versions %s or --set preflight.requireRbgApi=false." $rbgApi $rbgApi) }}
 {{- end }}
 
+{{- if $v.preflight.requireOptionalApis }}
+{{- $needs := dict }}
+{{- if and $v.metrics.enabled $v.metrics.podMonitor.enabled }}{{ $_ := set $needs "metrics.podMonitor.enabled" "monitoring.coreos.com/v1/PodMonitor (Prometheus Operator)" }}{{ end }}
+{{- if $v.coordinatedPolicy.enabled }}{{ $_ := set $needs "coordinatedPolicy.enabled" "workloads.x-k8s.io/v1alpha2/CoordinatedPolicy (an RBG controller with coordinated policies)" }}{{ end }}
+{{- range $key := fromYamlArray (include "sglang-epd.sglangRoleKeys" .) }}
+{{- $a := (get $v $key).autoscaling }}
+{{- if and $a.enabled (eq $a.engine "keda") }}{{ $_ := set $needs (printf "%s.autoscaling.engine" $key) "keda.sh/v1alpha1/ScaledObject (KEDA)" }}{{ end }}
+{{- end }}
+{{- range $value, $api := $needs }}
+{{- if not ($.Capabilities.APIVersions.Has (first (splitList " " $api))) }}
+{{- fail (printf "%s: this cluster does not serve %s. Install it first, or turn the option off. For offline `helm template`, pass --api-versions %s or --set preflight.requireOptionalApis=false." $value $api (first (splitList " " $api))) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- $rbg := include "sglang-epd.fullname" . }}
 {{- $keys := fromYamlArray (include "sglang-epd.roleKeys" .) }}
 {{- $seen := dict }}
@@ -28,6 +43,48 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- if and (ne $key "encoder") (lt (int $role.replicas) 1) }}
 {{- fail (printf "%s.replicas: the router is configured with one URL per %s pod and needs at least one; got %v." $key $key $role.replicas) }}
 {{- end }}
+{{- end }}
+
+{{- range $key := fromYamlArray (include "sglang-epd.sglangRoleKeys" .) }}
+{{- $role := get $v $key }}
+{{- $a := $role.autoscaling }}
+{{- if $a.enabled }}
+{{- if and (eq $key "encoder") (eq $v.encoderDiscovery.mode "static") }}
+{{- fail "encoder.autoscaling.enabled: autoscaled encoders must register themselves with the language servers; set encoderDiscovery.mode=dynamic (static discovery fixes the encoder list in the prefill's arguments at install)." }}
+{{- end }}
+{{- if and (ne $key "encoder") (not $v.router.discovery.enabled) }}
+{{- fail (printf "%s.autoscaling.enabled: the router only knows the %s pods listed at install; set router.discovery.enabled=true so that it finds the pods the autoscaler adds." $key $key) }}
+{{- end }}
+{{- if gt (int $a.minReplicas) (int $a.maxReplicas) }}
+{{- fail (printf "%s.autoscaling.minReplicas (%v) is above maxReplicas (%v)." $key $a.minReplicas $a.maxReplicas) }}
+{{- end }}
+{{- if or (lt (int $role.replicas) (int $a.minReplicas)) (gt (int $role.replicas) (int $a.maxReplicas)) }}
+{{- fail (printf "%s.replicas (%v) is the initial count of an autoscaled role and must lie within %s.autoscaling.minReplicas..maxReplicas (%v..%v)." $key $role.replicas $key $a.minReplicas $a.maxReplicas) }}
+{{- end }}
+{{- if eq $a.engine "hpa" }}
+{{- if lt (int $a.minReplicas) 1 }}
+{{- fail (printf "%s.autoscaling.minReplicas: a HorizontalPodAutoscaler needs at least 1 (scale to zero needs engine keda)." $key) }}
+{{- end }}
+{{- if not $a.metrics }}
+{{- fail (printf "%s.autoscaling.metrics: engine hpa needs at least one autoscaling/v2 metric, e.g. [{type: Pods, pods: {metric: {name: sglang_encoder_queue_wait_p90_seconds}, target: {type: AverageValue, averageValue: 200m}}}] (see the chart README, Autoscaling)." $key) }}
+{{- end }}
+{{- else if not $a.keda.triggers }}
+{{- fail (printf "%s.autoscaling.keda.triggers: engine keda needs at least one trigger, e.g. a prometheus trigger on encoder queue time (see the chart README, Autoscaling)." $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- if and $v.router.discovery.enabled (include "sglang-epd.usesPD" .) (ne (int $v.prefill.port) (int $v.decode.port)) }}
+{{- fail (printf "router.discovery.enabled: the router reaches every discovered pod on one port (--service-discovery-port), but prefill.port is %v and decode.port is %v; set them equal." $v.prefill.port $v.decode.port) }}
+{{- end }}
+{{- if and $v.coordinatedPolicy.enabled (not (include "sglang-epd.usesPD" .)) }}
+{{- fail (printf "coordinatedPolicy.enabled: it coordinates prefill and decode, which mode %s does not have; use it with mode epd or pd." $v.mode) }}
+{{- end }}
+{{- if and $v.metrics.podMonitor.enabled (not $v.metrics.enabled) }}
+{{- fail "metrics.podMonitor.enabled: the pods serve no metrics; set metrics.enabled=true too." }}
+{{- end }}
+{{- if and $v.metrics.grafanaDashboard.enabled (not $v.metrics.enabled) }}
+{{- fail "metrics.grafanaDashboard.enabled: the pods serve no metrics; set metrics.enabled=true too." }}
 {{- end }}
 
 {{- $lang := include "sglang-epd.languageRoleKey" . }}
