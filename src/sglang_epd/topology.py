@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 
 RBG_API_VERSION = "workloads.x-k8s.io/v1alpha2"
 COMPONENT_LABEL = "app.kubernetes.io/component"
+# Set by the RBG controller on every pod it creates.
+GROUP_LABEL = "rbg.workloads.x-k8s.io/group-name"
+ROLE_LABEL = "rbg.workloads.x-k8s.io/role-name"
 
 
 class TopologyError(ValueError):

@@ -44,6 +44,7 @@ __all__ = [
     "pod_template_as_v1",
     "rbg_crd_path",
     "validate_builtin",
+    "validate_object",
     "validate_rbg_crd",
     "validate_rbg_roles_strict",
 ]
@@ -53,6 +54,13 @@ RBG_KIND = "RoleBasedGroup"
 RBG_CRD_FILENAME = "workloads.x-k8s.io_rolebasedgroups.yaml"
 RBG_CRDS_ENV = "SGLANG_EPD_RBG_CRDS"
 ROLE_STRICT_SCHEMA = "rbg-role-strict.schema.json"
+# Custom resources the chart renders besides the RoleBasedGroup. Their operators' CRDs are not bundled, so
+# closed schemas of the fields the chart uses, written from the operators' API references, live here.
+CUSTOM_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor-strict.schema.json",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-strict.schema.json",
+    ("workloads.x-k8s.io/v1alpha2", "CoordinatedPolicy"): "coordinatedpolicy-strict.schema.json",
+}
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _DEFAULT_CRD_PATH = _REPO_ROOT.parent / "shared" / "rbg-crds" / RBG_CRD_FILENAME
@@ -205,6 +213,21 @@ def validate_builtin(obj: dict, kubernetes_version: str) -> list[str]:
         )
     validator = _builtin_validator(_parse_minor(kubernetes_version), api_version, kind)
     return _collect(validator, obj)
+
+
+@functools.cache
+def _custom_validator(schema_file: str) -> jsonschema.protocols.Validator:
+    text = resources.files("sglang_epd").joinpath("schemas").joinpath(schema_file).read_text()
+    return jsonschema.Draft202012Validator(json.loads(text))
+
+
+def validate_object(obj: dict, kubernetes_version: str) -> list[str]:
+    """Validate any rendered object but the RoleBasedGroup: custom resources (CUSTOM_SCHEMAS) against
+    this repository's closed schemas, built-in kinds against kubernetes-validate's strict ones."""
+    schema_file = CUSTOM_SCHEMAS.get((obj.get("apiVersion"), obj.get("kind")))  # type: ignore[arg-type]
+    if schema_file is not None:
+        return _collect(_custom_validator(schema_file), obj)
+    return validate_builtin(obj, kubernetes_version)
 
 
 def pod_template_as_v1(template: dict, name: str) -> dict:

@@ -10,10 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from .topology import Role, Topology, TopologyError
+from .topology import GROUP_LABEL, ROLE_LABEL, Role, Topology, TopologyError
 
 SGLANG_COMPONENTS = ("encoder", "prefill", "decode", "server")
 URL_SCHEMES = ("http://", "https://")
+# The discovering router reads each prefill pod's bootstrap port from this annotation (sglang-router).
+BOOTSTRAP_PORT_ANNOTATION = "sglang.ai/bootstrap-port"
 
 
 def check_wiring(topology: Topology, objects: list[dict], gpu_resource: str = "nvidia.com/gpu") -> list[str]:
@@ -211,9 +213,16 @@ def _check_pd(topology: Topology) -> list[str]:
             problems.append(
                 f"{router.name}: prefill and decode roles exist but --pd-disaggregation is missing"
             )
-        problems += _one_url_per_pod(router, "--prefill", prefill)
-        problems += _one_url_per_pod(router, "--decode", decode)
         bootstrap = prefill.flag("--disaggregation-bootstrap-port")
+        if "--service-discovery" in router.flags:
+            problems += _discovers(router, "--prefill-selector", prefill, topology.group)
+            problems += _discovers(router, "--decode-selector", decode, topology.group)
+            annotations = prefill.pod_template.get("metadata", {}).get("annotations", {})
+            if [annotations.get(BOOTSTRAP_PORT_ANNOTATION)] != bootstrap:
+                problems.append(f"{prefill.name}: pods must carry {BOOTSTRAP_PORT_ANNOTATION}: {bootstrap}")
+        else:
+            problems += _one_url_per_pod(router, "--prefill", prefill)
+            problems += _one_url_per_pod(router, "--decode", decode)
         # The router sends bootstrap_port from `--prefill URL PORT`; decode falls back to its own flag.
         for values in router.flags.get("--prefill", []):
             if values[1:] != bootstrap:
@@ -228,6 +237,9 @@ def _check_pd(topology: Topology) -> list[str]:
             if role.flag("--disaggregation-mode") != [mode]:
                 problems.append(f"{role.name}: must run --disaggregation-mode {mode}")
         workers = [prefill, decode]
+    elif server and "--service-discovery" in router.flags:
+        problems += _discovers(router, "--selector", server, topology.group)
+        workers = [server]
     elif server:
         problems += _one_url_per_pod(router, "--worker-urls", server)
         workers = [server]
@@ -239,15 +251,28 @@ def _check_pd(topology: Topology) -> list[str]:
     return problems
 
 
+def _discovers(router: Role, flag: str, target: Role, group: str) -> list[str]:
+    """With --service-discovery the router finds pods by labels (RBG sets group-name and role-name on
+    every pod) and reaches all of them on --service-discovery-port."""
+    wanted = {f"{GROUP_LABEL}={group}", f"{ROLE_LABEL}={target.name}"}
+    problems = []
+    if set(router.flag(flag) or []) != wanted:
+        problems.append(f"{router.name} {flag}: {router.flag(flag)}, want {sorted(wanted)}")
+    if router.flag("--service-discovery-port") != [str(target.port)]:
+        problems.append(f"{router.name} --service-discovery-port must be {target.name}'s port {target.port}")
+    if not router.flag("--service-discovery-namespace"):
+        problems.append(
+            f"{router.name}: --service-discovery-namespace missing (it would watch every namespace)"
+        )
+    return problems
+
+
 def _check_router_service(topology: Topology, objects: list[dict]) -> list[str]:
     router = topology.role("router")
     services = [o for o in objects if o.get("kind") == "Service"]
     if router is None or not services:
         return ["no router Service"]
-    wanted = {
-        "rbg.workloads.x-k8s.io/group-name": topology.group,
-        "rbg.workloads.x-k8s.io/role-name": router.name,
-    }
+    wanted = {GROUP_LABEL: topology.group, ROLE_LABEL: router.name}
     router_ports = {p.get("name") for p in router.container.get("ports", [])}
     problems = []
     for service in services:

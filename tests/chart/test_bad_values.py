@@ -6,9 +6,18 @@ import re
 
 import pytest
 
-from sglang_epd.render import RenderError, render
+from sglang_epd.render import RBG_API, RenderError, render
 
 LONG = "a" * 52
+AUTOSCALE_HPA = {
+    "enabled": True,
+    "metrics": [
+        {
+            "type": "Resource",
+            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+        }
+    ],
+}
 
 # (values, dotted paths the message must name, other words it must contain)
 BAD_VALUES: dict[str, tuple[dict[str, object], list[str], list[str]]] = {
@@ -74,6 +83,73 @@ BAD_VALUES: dict[str, tuple[dict[str, object], list[str], list[str]]] = {
     "tp-size-zero": ({"decode.tpSize": 0}, ["decode.tpSize"], []),
     # sglang-router refuses 0 only when it starts, long after `helm install` succeeded.
     "router-zero-retries": ({"router.retries.maxRetries": 0}, ["router.retries.maxRetries"], []),
+    "plain-text-secret-in-env": (
+        {"prefill.extraEnv": [{"name": "HF_TOKEN", "value": "hf_abc"}]},
+        ["prefill.extraEnv"],
+        ["HF_TOKEN", "secretKeyRef"],
+    ),
+    # Operations: autoscaling, discovery, monitoring, policies.
+    "autoscaled-static-encoders": (
+        {"encoder.autoscaling": AUTOSCALE_HPA, "encoderDiscovery.mode": "static"},
+        ["encoder.autoscaling.enabled", "encoderDiscovery.mode"],
+        ["dynamic"],
+    ),
+    "autoscaled-prefill-static-router": (
+        {"prefill.autoscaling": AUTOSCALE_HPA},
+        ["prefill.autoscaling.enabled", "router.discovery.enabled"],
+        [],
+    ),
+    "hpa-without-metrics": (
+        {"encoder.autoscaling": {**AUTOSCALE_HPA, "metrics": []}},
+        ["encoder.autoscaling.metrics"],
+        ["autoscaling/v2"],
+    ),
+    "hpa-min-zero": (
+        {"encoder.autoscaling": {**AUTOSCALE_HPA, "minReplicas": 0}, "encoder.replicas": 1},
+        ["encoder.autoscaling.minReplicas"],
+        ["keda"],
+    ),
+    "keda-without-triggers": (
+        {"encoder.autoscaling": {**AUTOSCALE_HPA, "engine": "keda"}},
+        ["encoder.autoscaling.keda.triggers"],
+        [],
+    ),
+    "autoscale-min-above-max": (
+        {"encoder.autoscaling": {**AUTOSCALE_HPA, "minReplicas": 5, "maxReplicas": 3}},
+        ["encoder.autoscaling.minReplicas"],
+        [],
+    ),
+    "replicas-outside-autoscale-range": (
+        {"encoder.autoscaling": {**AUTOSCALE_HPA, "maxReplicas": 1}},
+        ["encoder.replicas", "encoder.autoscaling.minReplicas"],
+        [],
+    ),
+    "unknown-autoscale-engine": (
+        {"encoder.autoscaling": {**AUTOSCALE_HPA, "engine": "vpa"}},
+        ["encoder.autoscaling.engine"],
+        [],
+    ),
+    "discovery-ports-differ": (
+        {"router.discovery.enabled": True},
+        ["router.discovery.enabled", "prefill.port", "decode.port"],
+        ["--service-discovery-port"],
+    ),
+    "coordinated-policy-without-pd": (
+        {"coordinatedPolicy.enabled": True, "mode": "collocated"},
+        ["coordinatedPolicy.enabled"],
+        ["epd"],
+    ),
+    "podmonitor-without-metrics": (
+        {"metrics.podMonitor.enabled": True, "metrics.enabled": False},
+        ["metrics.podMonitor.enabled", "metrics.enabled"],
+        [],
+    ),
+    "pdb-bad-max-unavailable": (
+        {"podDisruptionBudget.maxUnavailable": "one"},
+        ["podDisruptionBudget.maxUnavailable"],
+        [],
+    ),
+    "network-policy-unknown-key": ({"networkPolicy.allowAll": True}, ["networkPolicy"], ["allowAll"]),
 }
 
 
@@ -105,3 +181,27 @@ def test_missing_rbg_api_fails_with_install_hint(any_helm) -> None:
 
 def test_preflight_can_be_skipped_offline(any_helm) -> None:
     assert render(any_helm, api_versions=(), set_values={"preflight.requireRbgApi": False})
+
+
+@pytest.mark.parametrize(
+    ("values", "api"),
+    [
+        ({"metrics.podMonitor.enabled": True}, "monitoring.coreos.com/v1/PodMonitor"),
+        ({"coordinatedPolicy.enabled": True}, "workloads.x-k8s.io/v1alpha2/CoordinatedPolicy"),
+        (
+            {
+                "encoder.autoscaling": {
+                    "enabled": True,
+                    "engine": "keda",
+                    "keda": {"triggers": [{"type": "cpu", "metadata": {}}]},
+                }
+            },
+            "keda.sh/v1alpha1/ScaledObject",
+        ),
+    ],
+    ids=["podmonitor", "coordinated-policy", "keda"],
+)
+def test_option_needing_an_unserved_api_fails_with_its_name(any_helm, values: dict, api: str) -> None:
+    with pytest.raises(RenderError) as failure:
+        render(any_helm, api_versions=(RBG_API,), set_values=values)
+    assert_names(str(failure.value), [next(iter(values))], [api, "preflight.requireOptionalApis"])

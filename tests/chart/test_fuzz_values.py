@@ -20,6 +20,7 @@ from sglang_epd.validation import (
     pod_template_as_v1,
     rbg_crd_path,
     validate_builtin,
+    validate_object,
     validate_rbg_crd,
     validate_rbg_roles_strict,
 )
@@ -162,6 +163,30 @@ def valid_values(draw: st.DrawFn) -> dict:
         doc[key]["port"] = ports[2 + i]
     if draw(st.booleans()):
         doc["encoder"]["prefixMmCache"] = {"enabled": True, "sizeMb": draw(st.integers(0, 8192))}
+    # Operations options: none of them may disturb the wiring or the pods' settings.
+    doc["networkPolicy"] = {
+        "enabled": draw(st.booleans()),
+        "routerClientNamespaces": draw(
+            st.lists(st.dictionaries(dns_label, label_value, min_size=1), max_size=2)
+        ),
+        "metricsNamespaces": draw(st.lists(st.dictionaries(dns_label, label_value, min_size=1), max_size=1)),
+    }
+    doc["podDisruptionBudget"] = {"enabled": draw(st.booleans())}
+    doc["security"] = {"privileged": draw(st.booleans())}
+    doc["metrics"]["podMonitor"] = {"enabled": doc["metrics"]["enabled"] and draw(st.booleans())}
+    doc["coordinatedPolicy"] = {"enabled": mode in ("epd", "pd") and draw(st.booleans())}
+    if discovery == "dynamic" and draw(st.booleans()):
+        trigger = {
+            "type": "prometheus",
+            "metadata": {"query": "x", "threshold": "1", "serverAddress": "http://p"},
+        }
+        doc["encoder"]["autoscaling"] = {
+            "enabled": True,
+            "engine": "keda",
+            "minReplicas": 0,
+            "maxReplicas": 6,
+            "keda": {"triggers": [trigger]},
+        }
     return doc
 
 
@@ -211,7 +236,7 @@ def test_valid_values_render_valid_wired_objects(renderer: InProcessRenderer, do
         assert validate_rbg_crd(rbg, crd) == []
     for obj in objects:
         if obj["kind"] != "RoleBasedGroup":
-            assert validate_builtin(obj, "1.33") == []
+            assert validate_object(obj, "1.33") == []
     for role in rbg["spec"]["roles"]:
         assert (
             validate_builtin(pod_template_as_v1(role["standalonePattern"]["template"], role["name"]), "1.33")

@@ -12,6 +12,7 @@ from sglang_epd.validation import (
     pod_template_as_v1,
     rbg_crd_path,
     validate_builtin,
+    validate_object,
     validate_rbg_crd,
     validate_rbg_roles_strict,
 )
@@ -74,7 +75,7 @@ def test_builtin_objects_are_valid(objects: list[dict], version: str) -> None:
     builtins = [o for o in objects if o["kind"] != "RoleBasedGroup"]
     assert builtins, "the chart renders at least the router Service"
     for obj in builtins:
-        assert validate_builtin(obj, version) == [], f"{obj['kind']}/{obj['metadata']['name']}"
+        assert validate_object(obj, version) == [], f"{obj['kind']}/{obj['metadata']['name']}"
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)

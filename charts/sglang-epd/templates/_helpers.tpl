@@ -223,3 +223,16 @@ capabilities:
   {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+No plain-text secrets: an extraEnv entry whose name says it holds a secret must come from a Secret
+(valueFrom), since a literal value would sit in the release and the RoleBasedGroup for anyone who can
+read them. Args: (list "<role>.extraEnv" $env).
+*/}}
+{{- define "sglang-epd.checkExtraEnv" -}}
+{{- range (index . 1) }}
+{{- if and (hasKey . "value") (regexMatch "(?i)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIAL)" .name) }}
+{{- fail (printf "%s: %s has a literal value; a secret must come from a Secret: {name: %s, valueFrom: {secretKeyRef: {name: <secret>, key: <key>}}}." (index $ 0) .name .name) }}
+{{- end }}
+{{- end }}
+{{- end }}

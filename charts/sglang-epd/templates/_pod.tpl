@@ -167,6 +167,7 @@ must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
 {{- $role := get $v $key }}
 {{- $args := fromYamlArray (include "sglang-epd.sglangArgs" (list $root $key)) }}
 {{- include "sglang-epd.checkExtraArgs" (list (printf "%s.extraArgs" $key) $args $role.extraArgs) }}
+{{- include "sglang-epd.checkExtraEnv" (list (printf "%s.extraEnv" $key) $role.extraEnv) }}
 {{- include "sglang-epd.podMetadata" (list $root $key) | trim }}
 spec:
   {{- include "sglang-epd.podScheduling" (list $root $role) | trim | nindent 2 }}
@@ -241,6 +242,7 @@ spec:
 {{- $r := .Values.router }}
 {{- $args := fromYamlArray (include "sglang-epd.routerArgs" .) }}
 {{- include "sglang-epd.checkExtraArgs" (list "router.extraArgs" $args $r.extraArgs) }}
+{{- include "sglang-epd.checkExtraEnv" (list "router.extraEnv" $r.extraEnv) }}
 {{- include "sglang-epd.podMetadata" (list . "router") | trim }}
 spec:
   {{- include "sglang-epd.podScheduling" (list . $r) | trim | nindent 2 }}

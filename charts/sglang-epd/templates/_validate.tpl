@@ -66,7 +66,7 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- fail (printf "%s.autoscaling.minReplicas: a HorizontalPodAutoscaler needs at least 1 (scale to zero needs engine keda)." $key) }}
 {{- end }}
 {{- if not $a.metrics }}
-{{- fail (printf "%s.autoscaling.metrics: engine hpa needs at least one autoscaling/v2 metric, e.g. [{type: Pods, pods: {metric: {name: sglang_encoder_queue_wait_p90_seconds}, target: {type: AverageValue, averageValue: 200m}}}] (see the chart README, Autoscaling)." $key) }}
+{{- fail (printf "%s.autoscaling.metrics: engine hpa needs at least one autoscaling/v2 metric, e.g. [{type: Pods, pods: {metric: {name: sglang_encoder_queue_wait_seconds_avg}, target: {type: AverageValue, averageValue: 200m}}}] (see the chart README, Autoscaling)." $key) }}
 {{- end }}
 {{- else if not $a.keda.triggers }}
 {{- fail (printf "%s.autoscaling.keda.triggers: engine keda needs at least one trigger, e.g. a prometheus trigger on encoder queue time (see the chart README, Autoscaling)." $key) }}

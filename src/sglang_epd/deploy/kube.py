@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from ..render import CHART_DIR, REPO_ROOT, find_helm
+from ..topology import GROUP_LABEL, ROLE_LABEL
 from ..waiting import http_status
 
 RBG_GROUP = "workloads.x-k8s.io"
 RBG_VERSION = "v1alpha2"
-GROUP_LABEL = "rbg.workloads.x-k8s.io/group-name"
-ROLE_LABEL = "rbg.workloads.x-k8s.io/role-name"
 LOG_TAIL_LINES = 200
 INSTALL_RBG_HINT = (
     "install it with `helm install rbgs <rbgs-<version>.tgz from the sgl-project/rbg release> "
