@@ -209,7 +209,13 @@ class LoadUnderAction:
         return (
             f"{len(self.sent)} requests, {len(self.failed)} failed, {self.in_flight_at_action} in flight "
             f"at the action (t={self.action_at:.1f} s, took {self.action_seconds:.1f} s); "
-            + (f"recovered {recovered:.1f} s after it" if recovered is not None else "not recovered")
+            + (
+                "none failed"
+                if not self.failed
+                else f"recovered {recovered:.1f} s after it"
+                if recovered is not None
+                else "not recovered"
+            )
             + (f"; TTFT p50 before {before:.0f} ms" if before is not None else "")
             + (f", after {after:.0f} ms" if after is not None else "")
         )

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sglang_epd.deploy.local import LocalDeployment, helm_test_pods
+from sglang_epd.deploy.local import LocalDeployment, LocalDeploymentError, helm_test_pods
 from sglang_epd.render import EXAMPLES_DIR
 from sglang_epd.scenarios import registered_encoder_urls
 from sglang_epd.sim.client import ChatResult, chat_body, data_url, image_bytes, post_chat
@@ -147,7 +147,7 @@ def test_stop_leaves_no_process(render_chart, tmp_path: Path) -> None:
 RUN_AND_WAIT = """
 import json, sys, tempfile, time
 from pathlib import Path
-from sglang_epd.deploy.local import LocalDeployment, helm_test_pods
+from sglang_epd.deploy.local import LocalDeployment, LocalDeploymentError, helm_test_pods
 from sglang_epd.render import render
 from sglang_epd.topology import Topology
 objects = render(values_files=[sys.argv[1]])
@@ -199,3 +199,8 @@ def test_helm_test_fails_over_its_ttft_bound(epd: LocalDeployment, render_chart)
     objects = render_chart(values_files=[SIM_VALUES], set_values={"helmTest.ttftBoundMs": 1})
     result = epd.helm_test(helm_test_pods(objects))
     assert result.returncode == 1 and "over the bound" in result.stdout, result.stdout
+
+
+def test_router_discovery_is_refused_with_the_value_to_change(render_chart, tmp_path: Path) -> None:
+    with pytest.raises(LocalDeploymentError, match=r"router\.discovery\.enabled=false"):
+        _deployment(render_chart, tmp_path, **{"router.discovery.enabled": True, "decode.port": 30000})

@@ -138,6 +138,34 @@ def test_killed_encoder_loses_only_requests_around_the_kill(
     wait_for_registration(deployment, topology, registration_timeout)
 
 
+def test_encoders_added_and_removed_under_load_keep_serving(
+    deployment, topology: Topology, model: str, dynamic_encoders: Role, registration_timeout: float
+) -> None:
+    """Open-loop 8-image load while the encoder role scales 2 -> 3, then 3 -> 1 (what an autoscaler does).
+    Adding loses nothing; a removed encoder unregisters before it stops, so only requests in flight at the
+    scale-down may fail."""
+    source = ImageSource(seed=30_000)
+    runs = {}
+    for start, target_count in ((2, 3), (3, 1)):
+        if len(deployment.running_pods(dynamic_encoders.name)) != start:
+            deployment.scale(dynamic_encoders.name, start)
+        wait_for_registration(deployment, topology, registration_timeout)
+        runs[target_count] = run = load_under_action(
+            deployment.router_url,
+            model,
+            source,
+            duration=8.0,
+            rate=2.0,
+            action_at=2.3,  # between arrivals, so that requests are in flight when pods go
+            action=lambda count=target_count: deployment.scale(dynamic_encoders.name, count),
+        )
+        print(f"encoders {start} -> {target_count} under load: {run.summary()}")
+        assert len(wait_for_registration(deployment, topology, registration_timeout)) == target_count
+    assert not runs[3].failed, f"adding an encoder failed requests: {runs[3].summary()}"
+    late = runs[1].failed_outside(window=0.0)
+    assert not late, f"requests not in flight at the scale-down failed: {runs[1].summary()}"
+
+
 def test_short_load_meets_ttft_slo(
     deployment, topology: Topology, target: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

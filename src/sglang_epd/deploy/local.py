@@ -20,6 +20,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,8 +104,15 @@ class LocalDeployment:
     subnet: int = field(default_factory=lambda: random.randint(20, 250))
     test_pods: list[dict] = field(default_factory=list)  # the rendered `helm.sh/hook: test` Pods
     pods: dict[str, list[LocalPod]] = field(default_factory=dict, init=False)
+    _spawner: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        router = self.topology.role("router")
+        if router is not None and "--service-discovery" in router.flags:
+            raise LocalDeploymentError(
+                "router.discovery.enabled: the router would watch pods through the Kubernetes API, which a "
+                "local run has none of; render with router.discovery.enabled=false to run it here"
+            )
         self._role_numbers = {name: i + 1 for i, name in enumerate(self.topology.roles)}
         self._host_map = {
             pod.host: self._ip(role.name, pod.index)
@@ -171,6 +179,13 @@ class LocalDeployment:
         return self
 
     def _spawn(self, pod: LocalPod) -> LocalPod:
+        # PDEATHSIG fires when the *thread* that started the child exits, so every pod is started from
+        # one thread that lives as long as the deployment, whichever thread calls start() or scale().
+        if self._spawner is None:
+            self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-deployment")
+        return self._spawner.submit(self._popen, pod).result()
+
+    def _popen(self, pod: LocalPod) -> LocalPod:
         pod.log_path.parent.mkdir(parents=True, exist_ok=True)
         with pod.log_path.open("ab") as log:
             pod.process = subprocess.Popen(
@@ -233,6 +248,9 @@ class LocalDeployment:
             for pod in self.pods[role_name]:
                 _terminate(pod)
         self.pods.clear()
+        if self._spawner is not None:
+            self._spawner.shutdown()
+            self._spawner = None
 
     def __enter__(self) -> LocalDeployment:
         return self.start()
