@@ -82,7 +82,7 @@ loadtest-sim: setup  ## the same against the chart running locally on the simula
 compare: setup  ## load test runs side by side: RUNS="results/a results/b" [LABELS="a,b"]
 	$(PY) -m sglang_epd.load.compare $(RUNS) $(if $(LABELS),--labels "$(LABELS)")
 
-bench-sim: setup  ## simulator figures: 8-image TTFT vs encoders (1,2,4,8) against the cost model, encoder failure
+bench-sim: setup  ## simulator figures: 8-image TTFT vs encoders (1,2,4,8) against the cost model, encoder failure, scaling under load
 	$(PY) -m sglang_epd.bench.epd_scaling --json results/bench-sim.json
 
 docs: setup  ## regenerate the values table in the chart README

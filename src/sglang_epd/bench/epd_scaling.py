@@ -1,5 +1,5 @@
 """Benchmark on the local simulated deployment: 8-image TTFT with 1, 2, 4 and 8 encoders against the cost
-model's ideal, and what killing an encoder under load costs.
+model's ideal, what killing an encoder under load costs, and scaling encoders 2 -> 4 -> 1 under load.
 
     python -m sglang_epd.bench.epd_scaling [--encoders 1 2 4 8] [--requests 12] [--json results/bench.json]
 
@@ -28,6 +28,7 @@ from ..scenarios import (
     load_under_action,
     median_ttft_ms,
     sequential_requests,
+    wait_for_registration,
 )
 from ..sim.cost import ideal_ttft_ms
 from ..topology import Topology
@@ -100,6 +101,25 @@ def measure_failure(workdir: Path, duration: float, rate: float, **router_values
         )
 
 
+def measure_scaling_under_load(workdir: Path, rate: float) -> dict[str, LoadUnderAction]:
+    """Encoders 2 -> 4, then 4 -> 1, each 4 s into 12 s of open-loop load: what an autoscaler does."""
+    runs = {}
+    source = ImageSource(seed=50_000)
+    with _deploy(workdir / "autoscale", **{"encoder.replicas": 2}) as deployment:
+        for before, after in ((2, 4), (4, 1)):
+            wait_for_registration(deployment, deployment.topology, 30)
+            runs[f"{before} -> {after}"] = load_under_action(
+                deployment.router_url,
+                MODEL,
+                source,
+                duration=12.0,
+                rate=rate,
+                action_at=4.3,  # between arrivals: requests are in flight when pods go
+                action=lambda count=after: deployment.scale("vlm-encoder", count),
+            )
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -134,11 +154,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"req/s (open loop), dynamic discovery, router {label}:"
             )
             print(f"  {failure.summary()}")
+        under_load = measure_scaling_under_load(Path(tmp), 2 * args.rate)
+        print(f"\nencoders scaled under {2 * args.rate:g} req/s of 8-image requests (open loop):")
+        for label, run in under_load.items():
+            print(f"  {label}: {run.summary()}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         figures = {
             "scaling": [asdict(r) | {"off_ideal": r.off_ideal} for r in rows],
             "failure": failures,
+            "scaling_under_load": {label: run.figures() for label, run in under_load.items()},
         }
         args.json.write_text(json.dumps(figures, indent=2))
     return 0
