@@ -17,6 +17,7 @@ MODES = {
 }
 
 OPTIONS: dict[str, dict[str, object]] = {
+    "router-discovery": {"router.discovery.enabled": True, "decode.port": 30000},
     "defaults": {},
     "scaled": {"encoder.replicas": 5, "prefill.replicas": 3, "decode.replicas": 2, "server.replicas": 3},
     "tp2": {"prefill.tpSize": 2, "decode.tpSize": 2, "server.tpSize": 2, "encoder.tpSize": 2},

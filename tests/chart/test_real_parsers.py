@@ -23,6 +23,7 @@ ROUTER_COMMAND = ["python3", "-m", "sglang_router.launch_router"]
 MODES = ["epd", "pd", "encoder+collocated", "collocated"]
 DISCOVERY = ["static", "dynamic"]
 OPTIONS: dict[str, dict[str, object]] = {
+    "router-discovery": {"router.discovery.enabled": True, "decode.port": 30000},
     "defaults": {},
     "rdma-mooncake": {
         "rdma.enabled": True,
