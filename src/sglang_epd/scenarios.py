@@ -6,6 +6,7 @@ the deployment (an encoder killed, encoders added or removed). Shared by the sys
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -17,7 +18,7 @@ import aiohttp
 from .deploy.base import Deployment
 from .sim.client import ChatResult, chat_body, data_url, image_bytes, post_chat
 from .sim.config import Settings
-from .topology import Role, Topology
+from .topology import Topology
 from .waiting import wait_for
 
 WIDTH, HEIGHT, IMAGES = 1920, 1080, 8
@@ -81,18 +82,6 @@ def median_ttft_ms(results: list[ChatResult]) -> float:
 # Encoder registration (dynamic discovery) ---------------------------------------------------------------
 
 
-def language_role(topology: Topology) -> Role | None:
-    """The role whose servers encoders register with: prefill (epd) or server (encoder+collocated)."""
-    return next(
-        (
-            r
-            for r in (topology.role("prefill"), topology.role("server"))
-            if r and "--language-only" in r.flags
-        ),
-        None,
-    )
-
-
 def serving_encoder_urls(deployment: Deployment, topology: Topology) -> list[str]:
     """What every language server should list: one URL per running encoder pod (encoders register with
     their pod IP, from SGLANG_HOST_IP)."""
@@ -104,14 +93,14 @@ def serving_encoder_urls(deployment: Deployment, topology: Topology) -> list[str
 
 def registered_encoder_urls(deployment: Deployment, topology: Topology) -> dict[str, list[str]]:
     """Language server pod -> the encoder URLs its bootstrap server lists (`GET /list_encoder_urls`)."""
-    language = language_role(topology)
-    if language is None:
-        return {}
-    port = int((language.flag("--encoder-bootstrap-port") or ["8997"])[0])
-    return {
-        pod.name: sorted(json.loads(deployment.pod_http_get(pod.name, port, "/list_encoder_urls")))
-        for pod in deployment.running_pods(language.name)
-    }
+    listed = {}
+    for language in topology.language_roles():
+        port = int((language.flag("--encoder-bootstrap-port") or ["8997"])[0])
+        for pod in deployment.running_pods(language.name):
+            listed[pod.name] = sorted(
+                json.loads(deployment.pod_http_get(pod.name, port, "/list_encoder_urls"))
+            )
+    return listed
 
 
 def wait_for_registration(deployment: Deployment, topology: Topology, timeout: float) -> list[str]:
@@ -275,12 +264,56 @@ async def _load_under_action(
     return run
 
 
+@dataclass
+class ScaleStep:
+    before: int
+    after: int
+    run: LoadUnderAction
+    registered: list[str]  # encoder URLs every language server listed once the step settled
+
+
+def encoders_scaled_under_load(
+    deployment: Deployment,
+    topology: Topology,
+    counts: list[int],
+    *,
+    source: ImageSource,
+    duration: float,
+    rate: float,
+    action_at: float,
+    registration_timeout: float,
+) -> list[ScaleStep]:
+    """Scale the encoder role through `counts` (e.g. [2, 4, 1]), each step under its own open-loop 8-image
+    load, as an autoscaler would. Every step starts and ends with the registration settled."""
+    encoder = topology.role("encoder")
+    if encoder is None:
+        raise ValueError("the topology has no encoder role to scale")
+    if len(deployment.running_pods(encoder.name)) != counts[0]:
+        deployment.scale(encoder.name, counts[0])
+    wait_for_registration(deployment, topology, registration_timeout)
+    steps = []
+    for before, after in itertools.pairwise(counts):
+        run = load_under_action(
+            deployment.router_url,
+            served_model(topology),
+            source,
+            duration=duration,
+            rate=rate,
+            action_at=action_at,
+            action=lambda count=after: deployment.scale(encoder.name, count),
+        )
+        steps.append(
+            ScaleStep(before, after, run, wait_for_registration(deployment, topology, registration_timeout))
+        )
+    return steps
+
+
 def eviction_window_s(topology: Topology) -> float:
     """How long after an encoder dies a language server may still send it work: until it has failed
     enough health checks to be evicted (SGLang: every 10 s, evicted after 3 failures, each check
     bounded by its timeout). The simulator's defaults are SGLang's; values files for the simulator may
     shorten them with SGLANG_SIM_* variables in the rendered env, which real SGLang ignores."""
-    language = language_role(topology)
+    language = next(iter(topology.language_roles()), None)
     env = language.container.get("env", []) if language else []
     settings = Settings.from_env({e["name"]: str(e.get("value", "")) for e in env})
     return (

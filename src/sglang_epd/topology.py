@@ -123,6 +123,10 @@ class Topology:
             )
         return cls(group=group, namespace=rbg["metadata"].get("namespace"), roles=roles)
 
+    def language_roles(self) -> list[Role]:
+        """Roles running `--language-only`: the servers encoders send embeddings to (and register with)."""
+        return [r for r in self.roles.values() if "--language-only" in r.flags]
+
     def role(self, component: str) -> Role | None:
         """The role with this app.kubernetes.io/component (encoder, prefill, decode, server, router)."""
         matches = [r for r in self.roles.values() if r.component == component]

@@ -165,16 +165,12 @@ def _one_url_per_pod(owner: Role, flag: str, target: Role) -> list[str]:
     return []
 
 
-def _language_roles(topology: Topology) -> list[Role]:
-    return [r for r in topology.roles.values() if "--language-only" in r.flags]
-
-
 def _check_discovery_direction(topology: Topology) -> list[str]:
     """Static: language servers list the encoders and wait for them. Dynamic: encoders register with the
     language servers and start after them. Never both directions (a dependency cycle)."""
     encoder = topology.role("encoder")
     problems = []
-    for language in _language_roles(topology):
+    for language in topology.language_roles():
         if encoder is None:
             problems.append(f"{language.name}: --language-only without an encoder role")
             continue

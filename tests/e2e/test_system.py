@@ -15,8 +15,12 @@ import pytest
 
 from sglang_epd.load.simrun import locust_command
 from sglang_epd.scenarios import (
+    HEIGHT,
+    IMAGES,
+    WIDTH,
     ImageSource,
     ask,
+    encoders_scaled_under_load,
     eviction_window_s,
     load_under_action,
     median_ttft_ms,
@@ -139,31 +143,27 @@ def test_killed_encoder_loses_only_requests_around_the_kill(
 
 
 def test_encoders_added_and_removed_under_load_keep_serving(
-    deployment, topology: Topology, model: str, dynamic_encoders: Role, registration_timeout: float
+    deployment, topology: Topology, dynamic_encoders: Role, registration_timeout: float
 ) -> None:
     """Open-loop 8-image load while the encoder role scales 2 -> 3, then 3 -> 1 (what an autoscaler does).
     Adding loses nothing; a removed encoder unregisters before it stops, so only requests in flight at the
     scale-down may fail."""
-    source = ImageSource(seed=30_000)
-    runs = {}
-    for start, target_count in ((2, 3), (3, 1)):
-        if len(deployment.running_pods(dynamic_encoders.name)) != start:
-            deployment.scale(dynamic_encoders.name, start)
-        wait_for_registration(deployment, topology, registration_timeout)
-        runs[target_count] = run = load_under_action(
-            deployment.router_url,
-            model,
-            source,
-            duration=8.0,
-            rate=2.0,
-            action_at=2.3,  # between arrivals, so that requests are in flight when pods go
-            action=lambda count=target_count: deployment.scale(dynamic_encoders.name, count),
-        )
-        print(f"encoders {start} -> {target_count} under load: {run.summary()}")
-        assert len(wait_for_registration(deployment, topology, registration_timeout)) == target_count
-    assert not runs[3].failed, f"adding an encoder failed requests: {runs[3].summary()}"
-    late = runs[1].failed_outside(window=0.0)
-    assert not late, f"requests not in flight at the scale-down failed: {runs[1].summary()}"
+    grow, shrink = encoders_scaled_under_load(
+        deployment,
+        topology,
+        [2, 3, 1],
+        source=ImageSource(seed=30_000),
+        duration=8.0,
+        rate=2.0,
+        action_at=2.3,  # between arrivals, so that requests are in flight when pods go
+        registration_timeout=registration_timeout,
+    )
+    for step in (grow, shrink):
+        print(f"encoders {step.before} -> {step.after} under load: {step.run.summary()}")
+        assert len(step.registered) == step.after
+    assert not grow.run.failed, f"adding an encoder failed requests: {grow.run.summary()}"
+    late = shrink.run.failed_outside(window=0.0)
+    assert not late, f"requests not in flight at the scale-down failed: {shrink.run.summary()}"
 
 
 def test_short_load_meets_ttft_slo(
@@ -176,7 +176,9 @@ def test_short_load_meets_ttft_slo(
             pytest.skip("give the cluster's TTFT SLO with --ttft-slo-ms")
         encoder = topology.role("encoder")
         # Two closed-loop users: at worst a request waits for the other one's encode and prefill.
-        slo_ms = 2.5 * ideal_ttft_ms([(1920, 1080)] * 8, encoder.replicas if encoder else 0, text_tokens=32)
+        slo_ms = 2.5 * ideal_ttft_ms(
+            [(WIDTH, HEIGHT)] * IMAGES, encoder.replicas if encoder else 0, text_tokens=32
+        )
     results = tmp_path / "load"
     command = locust_command(
         deployment.router_url,

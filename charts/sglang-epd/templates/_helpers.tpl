@@ -195,7 +195,6 @@ decode (KV bootstrap and transfer), router -> prefill, decode and server.
 {{- define "sglang-epd.peers" -}}
 {{- $root := index . 0 }}
 {{- $key := index . 1 }}
-{{- $keys := fromYamlArray (include "sglang-epd.roleKeys" $root) }}
 {{- $lang := include "sglang-epd.languageRoleKey" $root }}
 {{- $peers := list }}
 {{- if eq $key "encoder" }}{{ $peers = list $lang }}{{ end }}

@@ -16,9 +16,10 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- $a := (get $v $key).autoscaling }}
 {{- if and $a.enabled (eq $a.engine "keda") }}{{ $_ := set $needs (printf "%s.autoscaling.engine" $key) "keda.sh/v1alpha1/ScaledObject (KEDA)" }}{{ end }}
 {{- end }}
-{{- range $value, $api := $needs }}
-{{- if not ($.Capabilities.APIVersions.Has (first (splitList " " $api))) }}
-{{- fail (printf "%s: this cluster does not serve %s. Install it first, or turn the option off. For offline `helm template`, pass --api-versions %s or --set preflight.requireOptionalApis=false." $value $api (first (splitList " " $api))) }}
+{{- range $value, $needed := $needs }}
+{{- $api := first (splitList " " $needed) }}
+{{- if not ($.Capabilities.APIVersions.Has $api) }}
+{{- fail (printf "%s: this cluster does not serve %s. Install it first, or turn the option off. For offline `helm template`, pass --api-versions %s or --set preflight.requireOptionalApis=false." $value $needed $api) }}
 {{- end }}
 {{- end }}
 {{- end }}

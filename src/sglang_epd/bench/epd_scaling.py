@@ -25,10 +25,11 @@ from ..scenarios import (
     WIDTH,
     ImageSource,
     LoadUnderAction,
+    ScaleStep,
+    encoders_scaled_under_load,
     load_under_action,
     median_ttft_ms,
     sequential_requests,
-    wait_for_registration,
 )
 from ..sim.cost import ideal_ttft_ms
 from ..topology import Topology
@@ -101,23 +102,19 @@ def measure_failure(workdir: Path, duration: float, rate: float, **router_values
         )
 
 
-def measure_scaling_under_load(workdir: Path, rate: float) -> dict[str, LoadUnderAction]:
+def measure_scaling_under_load(workdir: Path, rate: float) -> list[ScaleStep]:
     """Encoders 2 -> 4, then 4 -> 1, each 4 s into 12 s of open-loop load: what an autoscaler does."""
-    runs = {}
-    source = ImageSource(seed=50_000)
     with _deploy(workdir / "autoscale", **{"encoder.replicas": 2}) as deployment:
-        for before, after in ((2, 4), (4, 1)):
-            wait_for_registration(deployment, deployment.topology, 30)
-            runs[f"{before} -> {after}"] = load_under_action(
-                deployment.router_url,
-                MODEL,
-                source,
-                duration=12.0,
-                rate=rate,
-                action_at=4.3,  # between arrivals: requests are in flight when pods go
-                action=lambda count=after: deployment.scale("vlm-encoder", count),
-            )
-    return runs
+        return encoders_scaled_under_load(
+            deployment,
+            deployment.topology,
+            [2, 4, 1],
+            source=ImageSource(seed=50_000),
+            duration=12.0,
+            rate=rate,
+            action_at=4.3,  # between arrivals: requests are in flight when pods go
+            registration_timeout=30,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,14 +153,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {failure.summary()}")
         under_load = measure_scaling_under_load(Path(tmp), 2 * args.rate)
         print(f"\nencoders scaled under {2 * args.rate:g} req/s of 8-image requests (open loop):")
-        for label, run in under_load.items():
-            print(f"  {label}: {run.summary()}")
+        for step in under_load:
+            print(f"  {step.before} -> {step.after}: {step.run.summary()}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         figures = {
             "scaling": [asdict(r) | {"off_ideal": r.off_ideal} for r in rows],
             "failure": failures,
-            "scaling_under_load": {label: run.figures() for label, run in under_load.items()},
+            "scaling_under_load": {f"{s.before} -> {s.after}": s.run.figures() for s in under_load},
         }
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

@@ -32,6 +32,7 @@ from ..waiting import http_status
 COMMAND_MAP = {
     ("python3", "-m", "sglang.launch_server"): (sys.executable, "-m", "sglang_epd.sim"),
     ("python3", "-m", "sglang_router.launch_router"): (sys.executable, "-m", "sglang_router.launch_router"),
+    ("python3", "-c"): (sys.executable, "-c"),  # the helm test hook's inline script
 }
 # Flags whose 0.0.0.0 means "every interface of the pod", i.e. the pod's own address here.
 BIND_FLAGS = ("--host", "--prometheus-host")
@@ -40,6 +41,14 @@ MAX_PODS_PER_ROLE = 254
 
 class LocalDeploymentError(RuntimeError):
     pass
+
+
+def local_command(owner: str, rendered: list[str]) -> list[str]:
+    """The rendered command with its prefix replaced by the local stand-in (COMMAND_MAP)."""
+    for prefix, local in COMMAND_MAP.items():
+        if tuple(rendered[: len(prefix)]) == prefix:
+            return [*local, *rendered[len(prefix) :]]
+    raise LocalDeploymentError(f"{owner}: no local stand-in for command {rendered[:3]}")
 
 
 def helm_test_pods(objects: list[dict]) -> list[dict]:
@@ -130,13 +139,9 @@ class LocalDeployment:
 
     def _local_argv(self, role: Role, identity: PodIdentity, env: Mapping[str, str]) -> list[str]:
         container = role.container
-        rendered = expand_all([*container.get("command", []), *container.get("args", [])], env)
-        for prefix, local in COMMAND_MAP.items():
-            if tuple(rendered[: len(prefix)]) == prefix:
-                argv = [*local, *rendered[len(prefix) :]]
-                break
-        else:
-            raise LocalDeploymentError(f"{role.name}: no local stand-in for command {rendered[:3]}")
+        argv = local_command(
+            role.name, expand_all([*container.get("command", []), *container.get("args", [])], env)
+        )
         for i, token in enumerate(argv[:-1]):
             if token in BIND_FLAGS and argv[i + 1] == "0.0.0.0":
                 argv[i + 1] = identity.ip
@@ -290,9 +295,9 @@ class LocalDeployment:
                 env = {
                     e["name"]: router.sub(self.router_url, str(e.get("value", ""))) for e in container["env"]
                 }
-                argv = container["command"] + container.get("args", [])
-                if argv[0] == "python3":
-                    argv = [sys.executable, *argv[1:]]
+                argv = local_command(
+                    pod["metadata"]["name"], container["command"] + container.get("args", [])
+                )
                 run = subprocess.run(
                     argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
                 )
