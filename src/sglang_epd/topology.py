@@ -15,6 +15,8 @@ COMPONENT_LABEL = "app.kubernetes.io/component"
 # Set by the RBG controller on every pod it creates.
 GROUP_LABEL = "rbg.workloads.x-k8s.io/group-name"
 ROLE_LABEL = "rbg.workloads.x-k8s.io/role-name"
+# The encoder pod's sidecar that registers it with the language servers (files/encoder-registrar.py).
+REGISTRAR_CONTAINER = "registrar"
 
 
 class TopologyError(ValueError):
@@ -83,6 +85,24 @@ class Role:
         if len(occurrences) != 1:
             raise TopologyError(f"{name} occurs {len(occurrences)} times in role {self.name}")
         return occurrences[0]
+
+    def sidecar(self, name: str) -> dict | None:
+        """Another container of the pod template, by name (e.g. the encoder's `registrar`)."""
+        return next((c for c in self.pod_template["spec"]["containers"][1:] if c.get("name") == name), None)
+
+    @property
+    def registrar_flags(self) -> dict[str, list[list[str]]] | None:
+        """Flags of the encoder registrar (`python3 encoder-registrar.py run --port ...`), or None."""
+        registrar = self.sidecar(REGISTRAR_CONTAINER)
+        return (
+            None
+            if registrar is None
+            else parse_flags([*registrar["command"][3:], *registrar.get("args", [])])
+        )
+
+    def registrar_urls(self) -> list[str]:
+        """The bootstrap URLs the registrar registers this encoder with (empty when it resolves a Service)."""
+        return [url for values in (self.registrar_flags or {}).get("--bootstrap-urls", []) for url in values]
 
     @property
     def port(self) -> int:
@@ -159,6 +179,8 @@ def describe(topology: Topology) -> str:
         gpus = f", {role.gpus()} GPU(s) each" if role.component != "router" else ""
         lines.append(f"  {role.name} [{role.component}] x{role.replicas}, port {role.port}{gpus}{depends}")
         lines += [f"    pod {pod.host}" for pod in role.pods]
+        if role.registrar_urls():
+            lines.append(f"    registrar --bootstrap-urls {' '.join(role.registrar_urls())}")
         for flag, occurrences in role.flags.items():
             for values in occurrences:
                 if any(v.startswith(("http://", "https://")) for v in values):

@@ -6,9 +6,9 @@ Three validators, each returning a list of ``"<path>: <message>"`` strings (empt
   *strict* (``additionalProperties: false``) JSON schemas bundled in the ``kubernetes-validate`` package.
   One validator is built per (Kubernetes minor, apiVersion, kind) and cached, instead of re-reading the
   schema files on each call as ``kubernetes_validate.validate`` does.
-* :func:`validate_rbg_crd` - a ``RoleBasedGroup`` against the openAPIV3Schema of the real RBG CRD,
-  converted from a Kubernetes structural schema to JSON Schema with the semantics of server-side
-  strict field validation (unknown fields are errors except under ``x-kubernetes-preserve-unknown-fields``).
+* :func:`validate_rbg_crd` - any object of the RBG API group (``RoleBasedGroup``, ``CoordinatedPolicy``,
+  ...) against the openAPIV3Schema of its real RBG CRD, converted from a Kubernetes structural schema
+  to JSON Schema with the semantics of server-side strict field validation (unknown fields are errors except under ``x-kubernetes-preserve-unknown-fields``).
 * :func:`validate_rbg_roles_strict` - every ``spec.roles[]`` against the repo's closed role schema
   (the CRD preserves unknown role fields, so a misspelled role field passes it), plus
   :func:`check_rbg_role_graph` (unique names, known dependencies, no cycles).
@@ -41,6 +41,7 @@ __all__ = [
     "SchemaNotFoundError",
     "UnsupportedKubernetesVersionError",
     "check_rbg_role_graph",
+    "is_rbg_api_object",
     "pod_template_as_v1",
     "rbg_crd_path",
     "validate_builtin",
@@ -51,19 +52,36 @@ __all__ = [
 
 RBG_API_VERSION = "workloads.x-k8s.io/v1alpha2"
 RBG_KIND = "RoleBasedGroup"
-RBG_CRD_FILENAME = "workloads.x-k8s.io_rolebasedgroups.yaml"
+RBG_API_GROUP = "workloads.x-k8s.io"
+# The CRD file of each kind in the rbg repository's config/crd/bases (the layout of ../shared/rbg-crds).
+RBG_CRD_FILES = {
+    kind: f"{RBG_API_GROUP}_{plural}.yaml"
+    for kind, plural in {
+        "RoleBasedGroup": "rolebasedgroups",
+        "CoordinatedPolicy": "coordinatedpolicies",
+        "RoleBasedGroupScalingAdapter": "rolebasedgroupscalingadapters",
+        "RoleBasedGroupSet": "rolebasedgroupsets",
+        "RoleBasedGroupWarmup": "rolebasedgroupwarmups",
+        "ClusterEngineRuntimeProfile": "clusterengineruntimeprofiles",
+        "Instance": "instances",
+        "InstanceSet": "instancesets",
+        "RoleInstance": "roleinstances",
+        "RoleInstanceSet": "roleinstancesets",
+    }.items()
+}
+RBG_CRD_FILENAME = RBG_CRD_FILES["RoleBasedGroup"]
 RBG_CRDS_ENV = "SGLANG_EPD_RBG_CRDS"
 ROLE_STRICT_SCHEMA = "rbg-role-strict.schema.json"
-# Custom resources the chart renders besides the RoleBasedGroup. Their operators' CRDs are not bundled, so
-# closed schemas of the fields the chart uses, written from the operators' API references, live here.
+# Custom resources of other operators the chart renders. Their CRDs are not bundled, so closed schemas of
+# the fields the chart uses, written from the operators' API references, live here. Objects of the RBG API
+# group are checked against RBG's real CRDs instead (validate_rbg_crd).
 CUSTOM_SCHEMAS = {
     ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor-strict.schema.json",
     ("keda.sh/v1alpha1", "ScaledObject"): "scaledobject-strict.schema.json",
-    ("workloads.x-k8s.io/v1alpha2", "CoordinatedPolicy"): "coordinatedpolicy-strict.schema.json",
 }
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-_DEFAULT_CRD_PATH = _REPO_ROOT.parent / "shared" / "rbg-crds" / RBG_CRD_FILENAME
+_DEFAULT_CRDS_DIR = _REPO_ROOT.parent / "shared" / "rbg-crds"
 _DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 _MAX_MESSAGE = 300
 
@@ -221,9 +239,15 @@ def _custom_validator(schema_file: str) -> jsonschema.protocols.Validator:
     return jsonschema.Draft202012Validator(json.loads(text))
 
 
+def is_rbg_api_object(obj: Mapping[str, Any]) -> bool:
+    """True for objects of the RBG API group (workloads.x-k8s.io/*), which validate_rbg_crd checks."""
+    return str(obj.get("apiVersion", "")).startswith(f"{RBG_API_GROUP}/")
+
+
 def validate_object(obj: dict, kubernetes_version: str) -> list[str]:
-    """Validate any rendered object but the RoleBasedGroup: custom resources (CUSTOM_SCHEMAS) against
-    this repository's closed schemas, built-in kinds against kubernetes-validate's strict ones."""
+    """Validate a rendered object outside the RBG API group: other operators' custom resources
+    (CUSTOM_SCHEMAS) against this repository's closed schemas, built-in kinds against kubernetes-validate's
+    strict ones."""
     schema_file = CUSTOM_SCHEMAS.get((obj.get("apiVersion"), obj.get("kind")))  # type: ignore[arg-type]
     if schema_file is not None:
         return _collect(_custom_validator(schema_file), obj)
@@ -244,14 +268,19 @@ def pod_template_as_v1(template: dict, name: str) -> dict:
 # RoleBasedGroup: the real CRD's structural schema, converted to JSON Schema
 
 
-def rbg_crd_path() -> Path | None:
-    """The RBG CRD file: $SGLANG_EPD_RBG_CRDS (a folder, or the file itself), else ../shared/rbg-crds/."""
+def rbg_crd_path(kind: str = RBG_KIND) -> Path | None:
+    """The real CRD file of an RBG kind: in $SGLANG_EPD_RBG_CRDS (a folder, or the RoleBasedGroup CRD file
+    itself), else in ../shared/rbg-crds/; None when neither has it."""
+    file_name = RBG_CRD_FILES[kind]
     candidates: list[Path] = []
     env = os.environ.get(RBG_CRDS_ENV)
     if env:
         env_path = Path(env)
-        candidates.append(env_path if env_path.suffix in (".yaml", ".yml") else env_path / RBG_CRD_FILENAME)
-    candidates.append(_DEFAULT_CRD_PATH)
+        if env_path.suffix not in (".yaml", ".yml"):
+            candidates.append(env_path / file_name)
+        elif kind == RBG_KIND:
+            candidates.append(env_path)
+    candidates.append(_DEFAULT_CRDS_DIR / file_name)
     return next((path for path in candidates if path.is_file()), None)
 
 
@@ -349,6 +378,7 @@ def _load_yaml_documents(path: Path) -> list[Any]:
         return [doc for doc in yaml.load_all(stream, Loader=loader) if doc]
 
 
+@functools.cache
 def _crd_version_schema(crd_path: Path, kind: str, version: str) -> Mapping[str, Any]:
     for doc in _load_yaml_documents(crd_path):
         spec = doc.get("spec") or {}
@@ -361,29 +391,52 @@ def _crd_version_schema(crd_path: Path, kind: str, version: str) -> Mapping[str,
 
 
 @functools.cache
-def _rbg_crd_schema(crd_path: Path) -> dict[str, Any]:
+def _rbg_crd_schema(crd_path: Path, kind: str) -> dict[str, Any]:
     version = RBG_API_VERSION.rpartition("/")[2]
-    schema = _convert_structural(_crd_version_schema(crd_path, RBG_KIND, version))
+    schema = _convert_structural(_crd_version_schema(crd_path, kind, version))
     schema["$schema"] = _DRAFT_2020_12
     properties = schema.setdefault("properties", {})
     properties["apiVersion"] = {"const": RBG_API_VERSION}
-    properties["kind"] = {"const": RBG_KIND}
+    properties["kind"] = {"const": kind}
     properties["metadata"] = _LOOSE_METADATA
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
     return schema
 
 
 @functools.cache
-def _rbg_crd_validator(crd_path: Path) -> jsonschema.protocols.Validator:
-    return jsonschema.Draft202012Validator(_rbg_crd_schema(crd_path))
+def _rbg_crd_validator(crd_path: Path, kind: str) -> jsonschema.protocols.Validator:
+    return jsonschema.Draft202012Validator(_rbg_crd_schema(crd_path, kind))
+
+
+def _list_map_key_errors(node: Mapping[str, Any], instance: Any, path: str) -> list[str]:
+    """Duplicate keys in ``x-kubernetes-list-type: map`` lists, which the API server rejects
+    ("Duplicate value") and JSON Schema cannot express."""
+    errors: list[str] = []
+    if isinstance(instance, list) and node.get("x-kubernetes-list-type") == "map":
+        keys = node.get("x-kubernetes-list-map-keys") or []
+        seen = Counter(tuple(item.get(k) for k in keys) for item in instance if isinstance(item, Mapping))
+        errors += [f"{path}: duplicate {'/'.join(keys)} {list(key)}" for key, n in seen.items() if n > 1]
+    if isinstance(instance, list) and isinstance(node.get("items"), Mapping):
+        for i, item in enumerate(instance):
+            errors += _list_map_key_errors(node["items"], item, f"{path}[{i}]")
+    if isinstance(instance, Mapping):
+        for name, child in (node.get("properties") or {}).items():
+            if name in instance:
+                errors += _list_map_key_errors(child, instance[name], f"{path}.{name}" if path else name)
+    return errors
 
 
 def validate_rbg_crd(obj: dict, crd_path: Path) -> list[str]:
-    """Validate a RoleBasedGroup (workloads.x-k8s.io/v1alpha2) against the real CRD's v1alpha2 schema.
+    """Validate an object of the RBG API group (its ``kind``, version v1alpha2) against that kind's real
+    CRD schema in ``crd_path``: the structural schema, and list-map key uniqueness.
 
-    The CEL rules (``x-kubernetes-validations``) are not evaluated; list-map key uniqueness is not checked.
+    The CEL rules (``x-kubernetes-validations``) are not evaluated.
     """
-    return _collect(_rbg_crd_validator(Path(crd_path).resolve()), obj)
+    kind = str(obj.get("kind"))
+    path = Path(crd_path).resolve()
+    errors = _collect(_rbg_crd_validator(path, kind), obj)
+    version = RBG_API_VERSION.rpartition("/")[2]
+    return errors + _list_map_key_errors(_crd_version_schema(path, kind, version), obj, "")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from .topology import GROUP_LABEL, ROLE_LABEL, Role, Topology, TopologyError
+from .topology import GROUP_LABEL, REGISTRAR_CONTAINER, ROLE_LABEL, Role, Topology, TopologyError
 
 SGLANG_COMPONENTS = ("encoder", "prefill", "decode", "server")
 URL_SCHEMES = ("http://", "https://")
@@ -132,9 +132,6 @@ def _check_urls(topology: Topology) -> list[str]:
 
 def _expected_target(flag: str, target: Role) -> int | None:
     """The port a URL given with this flag must use on the target role, or None for a wrong target."""
-    if flag == "--encoder-register-urls":
-        bootstrap = target.flag("--encoder-bootstrap-port")
-        return int(bootstrap[0]) if bootstrap and "--language-only" in target.flags else None
     wanted_component = {
         "--encoder-urls": "encoder",
         "--prefill": "prefill",
@@ -166,8 +163,9 @@ def _one_url_per_pod(owner: Role, flag: str, target: Role) -> list[str]:
 
 
 def _check_discovery_direction(topology: Topology) -> list[str]:
-    """Static: language servers list the encoders and wait for them. Dynamic: encoders register with the
-    language servers and start after them. Never both directions (a dependency cycle)."""
+    """Static: language servers list the encoders and wait for them (an RBG dependency). Dynamic: each
+    encoder pod's registrar registers it with every language server, and the encoder role neither depends
+    on a role nor is depended on (RBG re-checks dependencies on every reconcile: docs/rbg-rules.md)."""
     encoder = topology.role("encoder")
     problems = []
     for language in topology.language_roles():
@@ -175,11 +173,16 @@ def _check_discovery_direction(topology: Topology) -> list[str]:
             problems.append(f"{language.name}: --language-only without an encoder role")
             continue
         static = "--encoder-urls" in language.flags
-        dynamic = "--encoder-register-urls" in encoder.flags
+        dynamic = encoder.registrar_flags is not None
         if static == dynamic:
             problems.append(
-                f"{language.name}/{encoder.name}: exactly one of --encoder-urls (static) and "
-                "--encoder-register-urls (dynamic) must be set"
+                f"{language.name}/{encoder.name}: exactly one of --encoder-urls (static) and the encoder's "
+                "registrar container (dynamic) must be set"
+            )
+        if "--encoder-register-urls" in encoder.flags:
+            problems.append(
+                f"{encoder.name}: --encoder-register-urls registers only within 150 s of start-up and never "
+                "again; the registrar sidecar does it"
             )
         if static:
             problems += _one_url_per_pod(language, "--encoder-urls", encoder)
@@ -188,13 +191,60 @@ def _check_discovery_direction(topology: Topology) -> list[str]:
                     f"static discovery: {language.name} must depend on {encoder.name}, not the reverse"
                 )
         if dynamic:
-            problems += _one_url_per_pod(encoder, "--encoder-register-urls", language)
-            if language.name not in encoder.dependencies or encoder.name in language.dependencies:
+            problems += _check_registrar(encoder, language, topology)
+            dependents = [r.name for r in topology.roles.values() if encoder.name in r.dependencies]
+            if encoder.dependencies or dependents:
                 problems.append(
-                    f"dynamic discovery: {encoder.name} must depend on {language.name}, not the reverse"
+                    f"dynamic discovery: {encoder.name} must have no dependencies and no dependents "
+                    f"(has {encoder.dependencies}, depended on by {dependents})"
                 )
         if encoder.flag("--encoder-transfer-backend") != language.flag("--encoder-transfer-backend"):
             problems.append(f"{encoder.name}/{language.name}: --encoder-transfer-backend differs")
+    return problems
+
+
+def _check_registrar(encoder: Role, language: Role, topology: Topology) -> list[str]:
+    """The registrar targets every language pod's bootstrap port (by pod name, or through the language
+    role's headless Service), names the encoder's port, and the sglang container's preStop hook runs the
+    same registrar's `stop`."""
+    flags = encoder.registrar_flags or {}
+    bootstrap = language.flag("--encoder-bootstrap-port") or ["8997"]
+    problems = []
+    if flags.get("--port") != [[str(encoder.port)]]:
+        problems.append(f"{encoder.name} registrar --port {flags.get('--port')}, want {encoder.port}")
+    if flags.get("--bootstrap-port") != [bootstrap]:
+        problems.append(
+            f"{encoder.name} registrar --bootstrap-port {flags.get('--bootstrap-port')}, want {bootstrap}"
+        )
+    if "--bootstrap-service" in flags:
+        service = f"s-{topology.group}-{language.name}"
+        if flags["--bootstrap-service"] != [[service]]:
+            problems.append(
+                f"{encoder.name} registrar --bootstrap-service {flags['--bootstrap-service']}, want {service}"
+            )
+    else:
+        for url in encoder.registrar_urls():
+            try:
+                target, _pod, port = topology.resolve_url(url)
+            except TopologyError as error:
+                problems.append(f"{encoder.name} registrar: {error}")
+                continue
+            if target.name != language.name or [str(port)] != bootstrap:
+                problems.append(
+                    f"{encoder.name} registrar: {url} is not {language.name}'s bootstrap port {bootstrap}"
+                )
+        hosts = Counter(url.split("//", 1)[1].split(":", 1)[0] for url in encoder.registrar_urls())
+        if hosts != Counter(pod.host for pod in language.pods):
+            problems.append(
+                f"{encoder.name} registrar --bootstrap-urls: want each pod of {language.name} once"
+            )
+    registrar = encoder.sidecar(REGISTRAR_CONTAINER) or {}
+    pre_stop = encoder.container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+    run = [*registrar.get("command", []), *registrar.get("args", [])]
+    if pre_stop[:2] != run[:2] or pre_stop[2:3] != ["stop"] or pre_stop[3:] != run[3:]:
+        problems.append(
+            f"{encoder.name}: the sglang container's preStop must run the registrar's stop with its flags"
+        )
     return problems
 
 
@@ -241,9 +291,22 @@ def _check_pd(topology: Topology) -> list[str]:
         workers = [server]
     else:
         return [*problems, "router has no prefill+decode or server roles to route to"]
-    for worker in workers:
-        if worker.name not in router.dependencies:
-            problems.append(f"{router.name}: must depend on {worker.name} (it registers those pods at start)")
+    if "--service-discovery" in router.flags:
+        if router.dependencies:
+            problems.append(
+                f"{router.name}: discovers its workers and must depend on no role ({router.dependencies})"
+            )
+    else:
+        for worker in workers:
+            if worker.name not in router.dependencies:
+                problems.append(
+                    f"{router.name}: must depend on {worker.name} (it adds those pods once, at start)"
+                )
+    problems += [
+        f"{router.name}: must not depend on {dep} (only on the workers it is given)"
+        for dep in router.dependencies
+        if dep not in {w.name for w in workers}
+    ]
     return problems
 
 

@@ -26,6 +26,7 @@ RESOURCES = [
     ("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
     (GROUP_VERSION, "RoleBasedGroup", "rolebasedgroups"),
     (GROUP_VERSION, "CoordinatedPolicy", "coordinatedpolicies"),
+    (GROUP_VERSION, "RoleBasedGroupScalingAdapter", "rolebasedgroupscalingadapters"),
     ("monitoring.coreos.com/v1", "PodMonitor", "podmonitors"),
 ]
 
@@ -51,15 +52,18 @@ def _routes(groups: list[dict]) -> dict[str, dict]:
         api_groups.append({"name": group, "versions": [entry], "preferredVersion": entry})
         routes[f"/apis/{group_version}"] = {**listing, "resources": resources}
     routes["/apis"] = {"kind": "APIGroupList", "apiVersion": "v1", "groups": api_groups}
-    for group in groups:
-        meta = group["metadata"]
-        routes[f"/apis/{GROUP_VERSION}/namespaces/{meta['namespace']}/rolebasedgroups/{meta['name']}"] = group
+    plurals = {kind: plural for _, kind, plural in RESOURCES}
+    for obj in groups:
+        meta = obj["metadata"]
+        path = f"/apis/{obj['apiVersion']}/namespaces/{meta['namespace']}/{plurals[obj['kind']]}/{meta['name']}"
+        routes[path] = obj
     return routes
 
 
 @contextmanager
 def kube_api_stub(groups: list[dict], workdir: Path) -> Iterator[Path]:
-    """Serve `groups` (RoleBasedGroup documents) on a free loopback port; yield a kubeconfig for it."""
+    """Serve `groups` (RoleBasedGroups, scaling adapters: any namespaced kind of RESOURCES) on a free
+    loopback port; yield a kubeconfig for it."""
     routes = _routes(groups)
 
     class Handler(BaseHTTPRequestHandler):

@@ -18,6 +18,7 @@ from sglang_epd.render import InProcessRenderer, RenderError
 from sglang_epd.topology import Role, Topology
 from sglang_epd.validation import (
     pod_template_as_v1,
+    is_rbg_api_object,
     rbg_crd_path,
     validate_builtin,
     validate_object,
@@ -231,11 +232,12 @@ def test_valid_values_render_valid_wired_objects(renderer: InProcessRenderer, do
     assert_settings_reflected(doc, topology)
     rbg = next(o for o in objects if o["kind"] == "RoleBasedGroup")
     assert validate_rbg_roles_strict(rbg) == []
-    crd = rbg_crd_path()
-    if crd is not None:
-        assert validate_rbg_crd(rbg, crd) == []
     for obj in objects:
-        if obj["kind"] != "RoleBasedGroup":
+        if is_rbg_api_object(obj):
+            crd = rbg_crd_path(obj["kind"])
+            if crd is not None:
+                assert validate_rbg_crd(obj, crd) == []
+        else:
             assert validate_object(obj, "1.33") == []
     for role in rbg["spec"]["roles"]:
         assert (

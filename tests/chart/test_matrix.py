@@ -123,8 +123,11 @@ def test_group_annotations_and_labels(render_chart) -> None:
     objects = render_chart(
         set_values={
             "scheduling.gangScheduling.enabled": True,
+            "scheduling.gangScheduling.schedulerName": "volcano",
             "scheduling.gangScheduling.timeoutSeconds": 300,
             "scheduling.exclusiveTopology": "kubernetes.io/hostname",
+            "router.discovery.enabled": True,
+            "decode.port": 30000,
         }
     )
     rbg = next(o for o in objects if o["kind"] == "RoleBasedGroup")

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from sglang_epd.dashboard import DASHBOARD_PATH
+from sglang_epd.rbg_model import webhook_rejections
 from sglang_epd.render import EXAMPLES_DIR, HelmRunner, RenderError, template_args
 from sglang_epd.topology import GROUP_LABEL, ROLE_LABEL, Topology
 from sglang_epd.wiring import check_wiring
@@ -37,27 +38,19 @@ def pod_spec(role: dict) -> dict:
 # Autoscaling ------------------------------------------------------------------------------------------------
 
 
-def webhook_rejections(live: dict, update: dict) -> list[str]:
-    """RBG's validating webhook on an update, for roles with scalingAdapter.enable: `replicas` may not
-    differ from the adapter's value, which the adapter writes into the live group. A role without
-    `replicas` is accepted (the controller restores the adapter's value)."""
-    live_roles = {r["name"]: r for r in live["spec"]["roles"]}
-    return [
-        f"{role['name']}: replicas {role['replicas']} != adapter's {live_roles[role['name']]['replicas']}"
-        for role in update["spec"]["roles"]
-        if (role.get("scalingAdapter") or {}).get("enable")
-        and role["name"] in live_roles
-        and "replicas" in role
-        and role["replicas"] != live_roles[role["name"]]["replicas"]
-    ]
-
-
 def live_group(objects: list[dict], encoders: int) -> dict:
-    """The installed group after the HPA scaled the encoders to `encoders`."""
+    """The installed group after the HPA scaled the encoders to `encoders` (the adapter controller writes
+    the count into the group)."""
     rbg = json.loads(json.dumps(next(o for o in objects if o["kind"] == "RoleBasedGroup")))
     rbg["metadata"]["namespace"] = "default"
     next(r for r in rbg["spec"]["roles"] if r["name"] == "vlm-encoder")["replicas"] = encoders
     return rbg
+
+
+def encoder_adapter(encoders: int) -> dict:
+    """The RoleBasedGroupScalingAdapter the controller created for the autoscaled encoder role."""
+    meta = {"name": "sglang-epd-vlm-encoder", "namespace": "default"}
+    return {**RBGSA, "metadata": meta, "spec": {"replicas": encoders}}
 
 
 def render_upgrade(helm: HelmRunner, *extra: str) -> list[dict]:
@@ -80,12 +73,15 @@ def test_install_renders_the_adapter_the_initial_count_and_an_hpa_on_the_adapter
     assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
 
 
-def test_upgrade_keeps_the_live_count_so_the_webhook_accepts_it(
-    render_chart, any_helm: HelmRunner, tmp_path: Path
+@pytest.mark.parametrize("with_adapter", [True, False], ids=["adapter", "group-only"])
+def test_upgrade_renders_the_adapters_count_so_the_webhook_accepts_it(
+    render_chart, any_helm: HelmRunner, tmp_path: Path, with_adapter: bool
 ) -> None:
-    """`helm upgrade` reads the live group (lookup): the HPA's count stays, other roles follow values."""
-    live = live_group(render_chart(values_files=[AUTOSCALE]), encoders=5)
-    with kube_api_stub([live], tmp_path) as kubeconfig:
+    """`helm upgrade` reads the scaling adapter (else the live group) with lookup: the HPA's count stays,
+    other roles follow values. The adapter's count wins: the webhook compares with it."""
+    live = live_group(render_chart(values_files=[AUTOSCALE]), encoders=4 if with_adapter else 5)
+    served = [live, encoder_adapter(5)] if with_adapter else [live]
+    with kube_api_stub(served, tmp_path) as kubeconfig:
         server = ("--dry-run=server", "--kubeconfig", str(kubeconfig), "--disable-openapi-validation")
         upgrade = next(o for o in render_upgrade(any_helm, *server) if o["kind"] == "RoleBasedGroup")
     assert {name: r.get("replicas") for name, r in roles([upgrade]).items()} == {
@@ -94,21 +90,26 @@ def test_upgrade_keeps_the_live_count_so_the_webhook_accepts_it(
         "vlm-decode": 1,
         "sglang-router": 1,
     }
-    assert webhook_rejections(live, upgrade) == []
+    assert webhook_rejections(live, upgrade, {"vlm-encoder": 5}) == []
     # The same upgrade rendered from values alone is what the webhook refuses:
     fresh = next(o for o in render_chart(values_files=[AUTOSCALE]) if o["kind"] == "RoleBasedGroup")
-    assert webhook_rejections(live, fresh) == ["vlm-encoder: replicas 2 != adapter's 5"]
+    assert webhook_rejections(live, fresh, {"vlm-encoder": 5}) == [
+        "spec.roles[0].replicas (role 'vlm-encoder'): cannot be changed to 2 while scalingAdapter.enable "
+        "is true and the ScalingAdapter has spec.replicas 5"
+    ]
 
 
-def test_upgrade_without_the_live_group_leaves_autoscaled_replicas_out(
-    render_chart, helm: HelmRunner
-) -> None:
-    """`helm template --is-upgrade` or a client-side dry run cannot read the group: the field is omitted."""
+def test_upgrade_without_cluster_access_renders_the_values_count(render_chart, helm: HelmRunner) -> None:
+    """`helm template --is-upgrade` or a client-side dry run cannot read the cluster: the values' count is
+    rendered, never an omitted field, which the CRD would default to 1 and the webhook reject whenever the
+    adapter is not at 1 (the GitOps fix is in the chart README, "Upgrades and GitOps")."""
     upgrade = render_upgrade(helm)
-    assert "replicas" not in roles(upgrade)["vlm-encoder"]
-    assert roles(upgrade)["vlm-prefill"]["replicas"] == 1
+    assert roles(upgrade)["vlm-encoder"]["replicas"] == 2
     live = live_group(render_chart(values_files=[AUTOSCALE]), encoders=5)
-    assert webhook_rejections(live, next(o for o in upgrade if o["kind"] == "RoleBasedGroup")) == []
+    rbg = next(o for o in upgrade if o["kind"] == "RoleBasedGroup")
+    omitted = json.loads(json.dumps(rbg))
+    omitted["spec"]["roles"][0].pop("replicas")
+    assert webhook_rejections(live, omitted, {"vlm-encoder": 5}) != []  # what the old chart rendered
 
 
 def test_keda_scaled_object_targets_the_adapter(render_chart) -> None:
@@ -199,7 +200,7 @@ def test_dashboard_config_map_carries_the_dashboard_for_the_sidecar(render_chart
         values_files=[AUTOSCALE],
         set_values={"metrics.grafanaDashboard.namespace": "monitoring"},
     )
-    (config_map,) = of_kind(objects, "ConfigMap").values()
+    config_map = of_kind(objects, "ConfigMap")["sglang-epd-dashboard"]
     assert config_map["metadata"]["namespace"] == "monitoring"
     assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(config_map["data"]["sglang-epd.json"]) == json.loads(DASHBOARD_PATH.read_text())
@@ -299,9 +300,11 @@ def test_pod_disruption_budget_per_role(render_chart) -> None:
 def test_coordinated_policy_is_named_like_the_group_and_pairs_prefill_with_decode(render_chart) -> None:
     objects = render_chart(set_values={"coordinatedPolicy.enabled": True, "fullnameOverride": "vlm"})
     (policy,) = of_kind(objects, "CoordinatedPolicy").values()
-    assert policy["metadata"]["name"] == "vlm"  # RBG applies the policy named like the group
+    # rolebasedgroup_controller.go handleCoordinationStrategies reads the policy named like the group.
+    assert policy["metadata"]["name"] == "vlm"
     assert policy["spec"]["policies"] == [
         {
+            "name": "prefill-decode-rollout",
             "roles": ["vlm-prefill", "vlm-decode"],
             "strategy": {"rollingUpdate": {"maxSkew": 1, "maxUnavailable": 1}},
         }

@@ -1,5 +1,6 @@
-"""Rendered objects pass the strict Kubernetes schemas (1.29 and 1.33), the real RBG CRD and the
-stricter schema of the role fields this chart uses."""
+"""Rendered objects pass the strict Kubernetes schemas (1.29 and 1.33), the real RBG CRDs (every object
+of the RBG API group: RoleBasedGroup, CoordinatedPolicy) and the stricter schema of the role fields this
+chart uses."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from sglang_epd.render import EXAMPLES_DIR
 from sglang_epd.validation import (
+    is_rbg_api_object,
     pod_template_as_v1,
     rbg_crd_path,
     validate_builtin,
@@ -31,7 +33,7 @@ RENDERS: dict[str, dict[str, object]] = {
             "model.huggingface.tokenSecret.name": "hf",
             "model.huggingface.resources": {"requests": {"cpu": "1"}},
             "imagePullSecrets": [{"name": "regcred"}],
-            "scheduling.gangScheduling.enabled": True,
+            "coordinatedPolicy.enabled": True,
             "router.service.type": "NodePort",
             "router.service.nodePort": 30080,
             "router.ingress.enabled": True,
@@ -49,6 +51,14 @@ RENDERS: dict[str, dict[str, object]] = {
                 }
             },
             "encoder.extraEnv": [{"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        }
+    },
+    "gang-scheduling": {
+        "set_values": {
+            "scheduling.gangScheduling.enabled": True,
+            "scheduling.gangScheduling.schedulerName": "scheduler-plugins-scheduler",
+            "router.discovery.enabled": True,
+            "decode.port": 30000,
         }
     },
     "collocated-pvc": {
@@ -72,7 +82,7 @@ def rbg(objects: list[dict]) -> dict:
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_builtin_objects_are_valid(objects: list[dict], version: str) -> None:
-    builtins = [o for o in objects if o["kind"] != "RoleBasedGroup"]
+    builtins = [o for o in objects if not is_rbg_api_object(o)]
     assert builtins, "the chart renders at least the router Service"
     for obj in builtins:
         assert validate_object(obj, version) == [], f"{obj['kind']}/{obj['metadata']['name']}"
@@ -85,11 +95,14 @@ def test_role_pod_templates_are_valid(rbg: dict, version: str) -> None:
         assert validate_builtin(template, version) == [], role["name"]
 
 
-def test_rbg_passes_real_crd(rbg: dict) -> None:
-    crd = rbg_crd_path()
-    if crd is None:
-        pytest.skip("the RBG CRDs are not here (../shared/rbg-crds or $SGLANG_EPD_RBG_CRDS)")
-    assert validate_rbg_crd(rbg, crd) == []
+def test_rbg_api_objects_pass_real_crds(objects: list[dict]) -> None:
+    rbg_objects = [o for o in objects if is_rbg_api_object(o)]
+    assert {o["kind"] for o in rbg_objects} >= {"RoleBasedGroup"}
+    for obj in rbg_objects:
+        crd = rbg_crd_path(obj["kind"])
+        if crd is None:
+            pytest.skip(f"the RBG CRD of {obj['kind']} is not here (../shared/rbg-crds or $SGLANG_EPD_RBG_CRDS)")
+        assert validate_rbg_crd(obj, crd) == [], f"{obj['kind']}/{obj['metadata']['name']}"
 
 
 def test_rbg_roles_pass_strict_role_schema(rbg: dict) -> None:
@@ -98,7 +111,7 @@ def test_rbg_roles_pass_strict_role_schema(rbg: dict) -> None:
 
 def test_strict_schema_catches_a_misspelled_role_field(render_chart) -> None:
     rbg = next(o for o in render_chart() if o["kind"] == "RoleBasedGroup")
-    role = rbg["spec"]["roles"][0]
+    role = rbg["spec"]["roles"][-1]  # the router, which depends on prefill and decode
     role["dependecies"] = role.pop("dependencies")
     problems = validate_rbg_roles_strict(rbg)
     assert any("dependecies" in p for p in problems)

@@ -30,6 +30,10 @@ def _args(objects: list[dict], name: str) -> list[str]:
     return _role(objects, name)["standalonePattern"]["template"]["spec"]["containers"][0]["args"]
 
 
+def _registrar_command(objects: list[dict]) -> list[str]:
+    return _role(objects, "vlm-encoder")["standalonePattern"]["template"]["spec"]["containers"][1]["command"]
+
+
 def _replace(args: list[str], old: str, new: str) -> None:
     args[args.index(old)] = new
 
@@ -44,11 +48,19 @@ def _container(objects: list[dict], name: str) -> dict:
 
 def kep_service_url(o: list[dict]) -> None:
     """The seed KEP's `http://s-<rbg>-<role>-0:port` form, which RBG never creates."""
-    _replace(_args(o, "vlm-encoder"), f"{PREFILL_1}:8997", "http://s-sglang-epd-vlm-prefill-1:8997")
+    _replace(_registrar_command(o), f"{PREFILL_1}:8997", "http://s-sglang-epd-vlm-prefill-1:8997")
 
 
 def register_url_wrong_port(o: list[dict]) -> None:
-    _replace(_args(o, "vlm-encoder"), f"{PREFILL_1}:8997", f"{PREFILL_1}:30000")
+    _replace(_registrar_command(o), f"{PREFILL_1}:8997", f"{PREFILL_1}:30000")
+
+
+def pre_stop_missing(o: list[dict]) -> None:
+    _container(o, "vlm-encoder").pop("lifecycle")
+
+
+def self_registration_flag(o: list[dict]) -> None:
+    _args(o, "vlm-encoder").extend(["--encoder-register-urls", f"{PREFILL_1}:8997"])
 
 
 def pod_index_out_of_range(o: list[dict]) -> None:
@@ -67,9 +79,12 @@ def gpus_not_tp_size(o: list[dict]) -> None:
     _container(o, "vlm-decode")["resources"]["limits"]["nvidia.com/gpu"] = 2
 
 
-def dependency_wrong_way(o: list[dict]) -> None:
-    _role(o, "vlm-encoder").pop("dependencies")
-    _role(o, "vlm-prefill")["dependencies"] = ["vlm-encoder"]
+def encoder_waits_for_prefill(o: list[dict]) -> None:
+    _role(o, "vlm-encoder")["dependencies"] = ["vlm-prefill"]
+
+
+def router_waits_for_encoders(o: list[dict]) -> None:
+    _role(o, "sglang-router")["dependencies"].append("vlm-encoder")
 
 
 def router_missing_dependency(o: list[dict]) -> None:
@@ -95,12 +110,15 @@ def service_selects_prefill(o: list[dict]) -> None:
 
 DYNAMIC_MUTATIONS: dict[Callable[[list[dict]], None], str] = {
     kep_service_url: "names no pod",
-    register_url_wrong_port: "listens on 8997",
+    register_url_wrong_port: "is not vlm-prefill's bootstrap port",
+    pre_stop_missing: "preStop must run the registrar's stop",
+    self_registration_flag: "--encoder-register-urls registers only within 150 s",
     pod_index_out_of_range: "names no pod",
     router_bootstrap_port_mismatch: "bootstrap port must be",
     flag_glued_to_value: "glues a flag to its value",
     gpus_not_tp_size: "--tp-size 1",
-    dependency_wrong_way: "must depend on vlm-prefill",
+    encoder_waits_for_prefill: "must have no dependencies and no dependents",
+    router_waits_for_encoders: "must not depend on vlm-encoder",
     router_missing_dependency: "must depend on vlm-decode",
     localhost_bind: "--host must be 0.0.0.0",
     prefix_cache_on_prefill: "only valid with --encoder-only",

@@ -22,10 +22,6 @@ Command-line arguments, one token per list element (Kubernetes passes each eleme
 {{- $args = concat $args (list "--encoder-only" "--encoder-transfer-backend" $v.encoderDiscovery.transferBackend) }}
 {{- if $role.prefixMmCache.enabled }}{{ $args = append $args "--enable-prefix-mm-cache" }}{{ end }}
 {{- if $role.mmAttentionBackend }}{{ $args = concat $args (list "--mm-attention-backend" $role.mmAttentionBackend) }}{{ end }}
-{{- if eq $v.encoderDiscovery.mode "dynamic" }}
-{{- /* Every language server runs an EncoderBootstrapServer; the encoder registers with all of them. */}}
-{{- $args = concat $args (list "--encoder-register-urls") (fromYamlArray (include "sglang-epd.podUrls" (list $root $lang $v.encoderDiscovery.bootstrapPort))) }}
-{{- end }}
 {{- end }}
 
 {{- if eq $key $lang }}
@@ -102,5 +98,24 @@ Command-line arguments, one token per list element (Kubernetes passes each eleme
 {{- if $v.metrics.enabled }}
 {{- $args = concat $args (list "--prometheus-host" "0.0.0.0" "--prometheus-port" (toString $r.metricsPort)) }}
 {{- end }}
+{{- toYaml $args }}
+{{- end }}
+
+{{/*
+encoder-registrar.py arguments after its action (run | stop). Args: $root. It registers the pod with
+every language server's EncoderBootstrapServer: the pods by name, or the language role's headless
+Service (s-<rbg>-<role>, RBG publishes not-ready addresses) when that role autoscales.
+*/}}
+{{- define "sglang-epd.registrarArgs" -}}
+{{- $v := .Values }}
+{{- $lang := include "sglang-epd.languageRoleKey" . }}
+{{- $r := $v.encoderDiscovery.registrar }}
+{{- $args := list "--port" (toString $v.encoder.port) "--bootstrap-port" (toString $v.encoderDiscovery.bootstrapPort) }}
+{{- if (get $v $lang).autoscaling.enabled }}
+{{- $args = concat $args (list "--bootstrap-service" (printf "s-%s-%s" (include "sglang-epd.fullname" .) (get $v $lang).name)) }}
+{{- else }}
+{{- $args = concat $args (list "--bootstrap-urls") (fromYamlArray (include "sglang-epd.podUrls" (list . $lang $v.encoderDiscovery.bootstrapPort))) }}
+{{- end }}
+{{- $args = concat $args (list "--interval" (toString $r.intervalSeconds) "--drain-seconds" (toString $r.drainSeconds)) }}
 {{- toYaml $args }}
 {{- end }}

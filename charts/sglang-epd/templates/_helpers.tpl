@@ -85,23 +85,26 @@ hostname = pod name, subdomain = the role's headless Service). Args: (list $root
 {{- end }}
 
 {{/*
-Dependencies of a role (RBG creates a role only after its dependencies are Ready). Args: (list $root $key).
-Static discovery: the language server needs every encoder URL at start, so it waits for the encoders.
-Dynamic discovery: encoders register with the language servers, so they start after them.
-The router starts last so that its workers pass /health when it registers them.
+Dependencies of a role. Args: (list $root $key). RBG checks them on every reconcile, not only at
+creation: a role whose dependencies are not all Ready (readyReplicas == replicas) is not reconciled,
+and neither is any role of a later level, so a dependency freezes scaling and updates of everything
+after it (rbg internal/controller/workloads/rolebasedgroup_controller.go reconcileRoles). Only what a
+role cannot start without is a dependency (docs/rbg-rules.md):
+- static discovery: the language server is given every encoder URL at start, so it waits for them;
+- a router with static worker URLs adds each one once, at start-up, and never again if it was not
+  healthy by then, so it waits for its prefill/decode/server pods; with router discovery it waits for none.
+Encoders under dynamic discovery depend on nothing and nothing depends on them: the registrar sidecar
+registers them whenever the language servers come up.
 */}}
 {{- define "sglang-epd.dependencies" -}}
 {{- $root := index . 0 }}
 {{- $key := index . 1 }}
 {{- $lang := include "sglang-epd.languageRoleKey" $root }}
-{{- $static := eq $root.Values.encoderDiscovery.mode "static" }}
 {{- $deps := list }}
-{{- if and (eq $key "encoder") (not $static) }}
-{{- $deps = list $lang }}
-{{- else if and $lang (eq $key $lang) $static }}
+{{- if and $lang (eq $key $lang) (eq $root.Values.encoderDiscovery.mode "static") }}
 {{- $deps = list "encoder" }}
-{{- else if eq $key "router" }}
-{{- $deps = without (fromYamlArray (include "sglang-epd.roleKeys" $root)) "router" }}
+{{- else if and (eq $key "router") (not $root.Values.router.discovery.enabled) }}
+{{- $deps = without (fromYamlArray (include "sglang-epd.sglangRoleKeys" $root)) "encoder" }}
 {{- end }}
 {{- $names := list }}
 {{- range $deps }}
@@ -167,24 +170,34 @@ of a flag make argparse keep the last one silently. Args: (list $valuesPath $cha
 {{- end }}
 
 {{/*
-`replicas` of a role in the RoleBasedGroup, or nothing to omit it. Args: (list $root $key).
-With autoscaling the scaling adapter owns the count, and RBG's webhook rejects an update whose replicas
-differ from the adapter's. So an upgrade renders the live count (lookup); where the live object cannot be
-read (helm template, a client-side dry run) the field is left out and the controller restores the
-adapter's value.
+`replicas` of a role in the RoleBasedGroup. Args: (list $root $key). Never omitted: the CRD defaults a
+missing count to 1 before admission (api/workloads/v1alpha2/rolebasedgroup_types.go). For an
+autoscaled role on upgrade, RBG's validating webhook (>= v0.8.0-alpha.2) rejects a count that differs
+from the scaling adapter's spec.replicas (rolebasedgroup_validation.go ValidateScalingAdapterReplicas),
+so the upgrade renders the adapter's count, else the live role's, read with lookup. Where nothing can be
+read (helm template, client-side dry run, a first install) the values' count is rendered.
 */}}
 {{- define "sglang-epd.roleReplicas" -}}
 {{- $root := index . 0 }}
 {{- $key := index . 1 }}
 {{- $role := get $root.Values $key }}
+{{- $count := $role.replicas }}
 {{- if and (ne $key "router") $role.autoscaling.enabled $root.Release.IsUpgrade }}
-{{- $live := lookup "workloads.x-k8s.io/v1alpha2" "RoleBasedGroup" $root.Release.Namespace (include "sglang-epd.fullname" $root) }}
+{{- $rbg := include "sglang-epd.fullname" $root }}
+{{- $adapter := lookup "workloads.x-k8s.io/v1alpha2" "RoleBasedGroupScalingAdapter" $root.Release.Namespace (printf "%s-%s" $rbg $role.name) }}
+{{- $live := lookup "workloads.x-k8s.io/v1alpha2" "RoleBasedGroup" $root.Release.Namespace $rbg }}
 {{- range (dig "spec" "roles" (list) $live) }}
-{{- if and (eq .name $role.name) (hasKey . "replicas") }}{{ .replicas }}{{ end }}
+{{- if and (eq .name $role.name) (hasKey . "replicas") }}{{ $count = .replicas }}{{ end }}
 {{- end }}
-{{- else }}
-{{- $role.replicas }}
+{{- if hasKey (dig "spec" dict $adapter) "replicas" }}{{ $count = $adapter.spec.replicas }}{{ end }}
 {{- end }}
+{{- $count }}
+{{- end }}
+
+{{/* The most pods a role can have: its replicas, or maxReplicas when autoscaled. Args: (list $root $key). */}}
+{{- define "sglang-epd.maxPods" -}}
+{{- $role := get (index . 0).Values (index . 1) }}
+{{- if and (ne (index . 1) "router") $role.autoscaling.enabled }}{{ max (int $role.replicas) (int $role.autoscaling.maxReplicas) }}{{ else }}{{ int $role.replicas }}{{ end }}
 {{- end }}
 
 {{/*

@@ -51,6 +51,11 @@ tolerations:
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- $gang := $root.Values.scheduling.gangScheduling }}
+{{- if $gang.enabled }}
+# RBG sets no schedulerName; the gang's PodGroup only means something to the scheduler named here.
+schedulerName: {{ $gang.schedulerName }}
+{{- end }}
 terminationGracePeriodSeconds: {{ $role.terminationGracePeriodSeconds }}
 enableServiceLinks: false
 {{- with $root.Values.security.podSecurityContext }}
@@ -166,6 +171,9 @@ must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
 {{- $v := $root.Values }}
 {{- $role := get $v $key }}
 {{- $args := fromYamlArray (include "sglang-epd.sglangArgs" (list $root $key)) }}
+{{- $registrar := and (eq $key "encoder") (eq $v.encoderDiscovery.mode "dynamic") }}
+{{- $registrarArgs := list }}
+{{- if $registrar }}{{ $registrarArgs = fromYamlArray (include "sglang-epd.registrarArgs" $root) }}{{ end }}
 {{- include "sglang-epd.checkExtraArgs" (list (printf "%s.extraArgs" $key) $args $role.extraArgs) }}
 {{- include "sglang-epd.checkExtraEnv" (list (printf "%s.extraEnv" $key) $role.extraEnv) }}
 {{- include "sglang-epd.podMetadata" (list $root $key) | trim }}
@@ -217,6 +225,14 @@ spec:
           containerPort: {{ $v.disaggregation.bootstrapPort }}
         {{- end }}
       {{- include "sglang-epd.sglangProbes" $root | trim | nindent 6 }}
+      {{- if $registrar }}
+      lifecycle:
+        # Unregister from every language server and drain before the kubelet sends SGLang SIGTERM.
+        preStop:
+          exec:
+            command:
+              {{- concat (list "python3" (include "sglang-epd.registrarScript" $root) "stop") $registrarArgs | toYaml | nindent 14 }}
+      {{- end }}
       resources:
         {{- include "sglang-epd.sglangResources" (list $root $key) | trim | nindent 8 }}
       securityContext:
@@ -229,12 +245,50 @@ spec:
           {{- end }}
         - name: dshm
           mountPath: /dev/shm
+        {{- if $registrar }}
+        - name: encoder-registrar
+          mountPath: {{ dir (include "sglang-epd.registrarScript" $root) }}
+          readOnly: true
+        {{- end }}
+    {{- if $registrar }}
+    - name: registrar
+      image: {{ include "sglang-epd.image" (list $root $role) }}
+      imagePullPolicy: {{ include "sglang-epd.imagePullPolicy" (list $root $role) }}
+      command:
+        {{- concat (list "python3" (include "sglang-epd.registrarScript" $root) "run") $registrarArgs | toYaml | nindent 8 }}
+      env:
+        # The address SGLang itself would register: the pod IP.
+        - name: SGLANG_HOST_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+      {{- with $v.encoderDiscovery.registrar.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- include "sglang-epd.containerSecurityContext" (list $root false) | trim | nindent 8 }}
+      volumeMounts:
+        - name: encoder-registrar
+          mountPath: {{ dir (include "sglang-epd.registrarScript" $root) }}
+          readOnly: true
+    {{- end }}
   volumes:
     {{- include "sglang-epd.modelVolume" $root | trim | nindent 4 }}
     - name: dshm
       emptyDir:
         medium: Memory
         sizeLimit: {{ $v.shmSize }}
+    {{- if $registrar }}
+    - name: encoder-registrar
+      configMap:
+        name: {{ include "sglang-epd.fullname" $root }}-encoder-registrar
+    {{- end }}
+{{- end }}
+
+{{/* Where the encoder pods mount files/encoder-registrar.py (from its ConfigMap). */}}
+{{- define "sglang-epd.registrarScript" -}}
+/opt/sglang-epd/encoder-registrar.py
 {{- end }}
 
 {{/* Pod template of the router role. */}}

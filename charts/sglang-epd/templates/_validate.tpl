@@ -35,7 +35,8 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- $_ := set $seen $role.name $key }}
 {{- /* RBG names the headless Service s-<rbg>-<role> and pod i <rbg>-<role>-<i>; both are DNS labels. */}}
 {{- $service := printf "s-%s-%s" $rbg $role.name }}
-{{- $lastPod := printf "%s-%s-%d" $rbg $role.name (max 0 (sub (int $role.replicas) 1)) }}
+{{- /* The highest pod index an autoscaler can reach, not the initial count's. */}}
+{{- $lastPod := printf "%s-%s-%d" $rbg $role.name (max 0 (sub (int (include "sglang-epd.maxPods" (list $ $key))) 1)) }}
 {{- range $dnsLabel := list $service $lastPod }}
 {{- if gt (len $dnsLabel) 63 }}
 {{- fail (printf "%s.name / fullnameOverride: the RBG-generated name %q is %d characters, over the 63 allowed for a DNS label. Shorten %s.name, fullnameOverride or the release name." $key $dnsLabel (len $dnsLabel) $key) }}
@@ -52,6 +53,9 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- if $a.enabled }}
 {{- if and (eq $key "encoder") (eq $v.encoderDiscovery.mode "static") }}
 {{- fail "encoder.autoscaling.enabled: autoscaled encoders must register themselves with the language servers; set encoderDiscovery.mode=dynamic (static discovery fixes the encoder list in the prefill's arguments at install)." }}
+{{- end }}
+{{- if and (eq $key (include "sglang-epd.languageRoleKey" $)) (eq $v.encoderDiscovery.mode "static") }}
+{{- fail (printf "%s.autoscaling.enabled: with encoderDiscovery.mode=static the %s role depends on the encoder role (it is given every encoder URL at start), and RBG reconciles a role only while its dependencies are all Ready, so the autoscaler's changes would wait whenever an encoder is not Ready. Set encoderDiscovery.mode=dynamic." $key $key) }}
 {{- end }}
 {{- if and (ne $key "encoder") (not $v.router.discovery.enabled) }}
 {{- fail (printf "%s.autoscaling.enabled: the router only knows the %s pods listed at install; set router.discovery.enabled=true so that it finds the pods the autoscaler adds." $key $key) }}
@@ -77,6 +81,31 @@ Checks the schema cannot express. Each failure names the value to change and how
 
 {{- if and $v.router.discovery.enabled (include "sglang-epd.usesPD" .) (ne (int $v.prefill.port) (int $v.decode.port)) }}
 {{- fail (printf "router.discovery.enabled: the router reaches every discovered pod on one port (--service-discovery-port), but prefill.port is %v and decode.port is %v; set them equal." $v.prefill.port $v.decode.port) }}
+{{- end }}
+{{- $gang := $v.scheduling.gangScheduling }}
+{{- if $gang.enabled }}
+{{- if not $gang.schedulerName }}
+{{- fail "scheduling.gangScheduling.schedulerName: RBG puts the pods in a PodGroup but sets no schedulerName, so the default scheduler would ignore the gang. Name the scheduler that runs coscheduling: scheduler-plugins-scheduler (scheduler-plugins as a second scheduler), volcano, or default-scheduler when scheduler-plugins replaced the default one." }}
+{{- end }}
+{{- $waits := list }}
+{{- range $key := $keys }}
+{{- with fromYamlArray (include "sglang-epd.dependencies" (list $ $key)) }}
+{{- $waits = append $waits (printf "%s waits for %s" (get $v $key).name (join ", " .)) }}
+{{- end }}
+{{- end }}
+{{- if $waits }}
+{{- fail (printf "scheduling.gangScheduling.enabled: the PodGroup's minMember counts every pod of every role, but RBG creates a role only once its dependencies are Ready (%s), so the gang never fills and nothing is scheduled. Remove the dependencies: router.discovery.enabled=true (the router then waits for no role) and encoderDiscovery.mode=dynamic; or turn gang scheduling off." (join "; " $waits)) }}
+{{- end }}
+{{- end }}
+{{- if and (eq $v.scheduling.exclusiveTopology "kubernetes.io/hostname") $v.rdma.enabled $v.rdma.hostNetwork }}
+{{- range $key := fromYamlArray (include "sglang-epd.sglangRoleKeys" .) }}
+{{- if gt (int (include "sglang-epd.maxPods" (list $ $key))) 1 }}
+{{- fail (printf "scheduling.exclusiveTopology: kubernetes.io/hostname puts the whole group on one node, and with rdma.hostNetwork the %s pods (up to %s) would all listen on port %v of that node; only one can start. Use a wider topology key, rdma.hostNetwork=false, or one %s pod." $key (include "sglang-epd.maxPods" (list $ $key)) (get $v $key).port $key) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (include "sglang-epd.languageRoleKey" .) (eq $v.encoderDiscovery.mode "dynamic") (le (int $v.encoder.terminationGracePeriodSeconds) (int $v.encoderDiscovery.registrar.drainSeconds)) }}
+{{- fail (printf "encoder.terminationGracePeriodSeconds (%v) must exceed encoderDiscovery.registrar.drainSeconds (%v): the preStop hook unregisters the encoder and drains inside the grace period, then SGLang needs time to stop." $v.encoder.terminationGracePeriodSeconds $v.encoderDiscovery.registrar.drainSeconds) }}
 {{- end }}
 {{- if and $v.coordinatedPolicy.enabled (not (include "sglang-epd.usesPD" .)) }}
 {{- fail (printf "coordinatedPolicy.enabled: it coordinates prefill and decode, which mode %s does not have; use it with mode epd or pd." $v.mode) }}
