@@ -13,7 +13,7 @@ def _roles(rbg: Mapping) -> dict[str, dict]:
 
 
 def replicas(role: Mapping) -> int:
-    # The CRD defaults a missing count to 1 (api/workloads/v1alpha2/rolebasedgroup_types.go, +kubebuilder:default=1).
+    # The CRD defaults a missing count to 1 (api/workloads/v1alpha2/rolebasedgroup_types.go).
     return int(role.get("replicas", 1))
 
 

@@ -98,7 +98,8 @@ def registered_encoder_urls(deployment: Deployment, topology: Topology) -> dict[
         port = int((language.flag("--encoder-bootstrap-port") or ["8997"])[0])
         for pod in deployment.running_pods(language.name):
             listed[pod.name] = sorted(
-                json.loads(deployment.pod_http_get(pod.name, port, "/list_encoder_urls"))
+                # {"encoder_urls": [...]}: sglang srt/disaggregation/encoder/receiver.py
+                json.loads(deployment.pod_http_get(pod.name, port, "/list_encoder_urls"))["encoder_urls"]
             )
     return listed
 

@@ -8,7 +8,8 @@ Three validators, each returning a list of ``"<path>: <message>"`` strings (empt
   schema files on each call as ``kubernetes_validate.validate`` does.
 * :func:`validate_rbg_crd` - any object of the RBG API group (``RoleBasedGroup``, ``CoordinatedPolicy``,
   ...) against the openAPIV3Schema of its real RBG CRD, converted from a Kubernetes structural schema
-  to JSON Schema with the semantics of server-side strict field validation (unknown fields are errors except under ``x-kubernetes-preserve-unknown-fields``).
+  to JSON Schema with the semantics of server-side strict field validation (unknown fields are errors
+  except under ``x-kubernetes-preserve-unknown-fields``).
 * :func:`validate_rbg_roles_strict` - every ``spec.roles[]`` against the repo's closed role schema
   (the CRD preserves unknown role fields, so a misspelled role field passes it), plus
   :func:`check_rbg_role_graph` (unique names, known dependencies, no cycles).

@@ -55,7 +55,9 @@ def _routes(groups: list[dict]) -> dict[str, dict]:
     plurals = {kind: plural for _, kind, plural in RESOURCES}
     for obj in groups:
         meta = obj["metadata"]
-        path = f"/apis/{obj['apiVersion']}/namespaces/{meta['namespace']}/{plurals[obj['kind']]}/{meta['name']}"
+        path = (
+            f"/apis/{obj['apiVersion']}/namespaces/{meta['namespace']}/{plurals[obj['kind']]}/{meta['name']}"
+        )
         routes[path] = obj
     return routes
 

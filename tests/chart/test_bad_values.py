@@ -150,6 +150,72 @@ BAD_VALUES: dict[str, tuple[dict[str, object], list[str], list[str]]] = {
         [],
     ),
     "network-policy-unknown-key": ({"networkPolicy.allowAll": True}, ["networkPolicy"], ["allowAll"]),
+    # RBG semantics (docs/rbg-rules.md)
+    "gang-without-scheduler-name": (
+        {"scheduling.gangScheduling.enabled": True},
+        ["scheduling.gangScheduling.schedulerName"],
+        ["sets no schedulerName"],
+    ),
+    "gang-with-dependencies": (
+        {"scheduling.gangScheduling.enabled": True, "scheduling.gangScheduling.schedulerName": "volcano"},
+        ["scheduling.gangScheduling.enabled", "router.discovery.enabled"],
+        ["minMember", "sglang-router waits for vlm-prefill, vlm-decode"],
+    ),
+    "gang-with-static-encoders": (
+        {
+            "scheduling.gangScheduling.enabled": True,
+            "scheduling.gangScheduling.schedulerName": "volcano",
+            "router.discovery.enabled": True,
+            "decode.port": 30000,
+            "encoderDiscovery.mode": "static",
+        },
+        ["scheduling.gangScheduling.enabled", "encoderDiscovery.mode"],
+        ["vlm-prefill waits for vlm-encoder"],
+    ),
+    "exclusive-node-with-host-network-replicas": (
+        {
+            "scheduling.exclusiveTopology": "kubernetes.io/hostname",
+            "rdma.enabled": True,
+            "rdma.hostNetwork": True,
+            "encoder.replicas": 2,
+        },
+        ["scheduling.exclusiveTopology", "rdma.hostNetwork"],
+        ["encoder pods (up to 2)", "port 30002"],
+    ),
+    "exclusive-node-with-host-network-autoscaling": (
+        {
+            "scheduling.exclusiveTopology": "kubernetes.io/hostname",
+            "rdma.enabled": True,
+            "rdma.hostNetwork": True,
+            "encoder.replicas": 1,
+            "prefill.autoscaling": {**AUTOSCALE_HPA, "minReplicas": 1, "maxReplicas": 3},
+            "router.discovery.enabled": True,
+            "decode.port": 30000,
+        },
+        ["scheduling.exclusiveTopology"],
+        ["prefill pods (up to 3)"],
+    ),
+    "autoscaled-prefill-with-static-encoders": (
+        {
+            "encoderDiscovery.mode": "static",
+            "prefill.autoscaling": AUTOSCALE_HPA,
+            "router.discovery.enabled": True,
+            "decode.port": 30000,
+        },
+        ["prefill.autoscaling.enabled", "encoderDiscovery.mode"],
+        ["depends on the encoder role"],
+    ),
+    "grace-period-shorter-than-drain": (
+        {"encoder.terminationGracePeriodSeconds": 10, "encoderDiscovery.registrar.drainSeconds": 15},
+        ["encoder.terminationGracePeriodSeconds", "encoderDiscovery.registrar.drainSeconds"],
+        [],
+    ),
+    "pod-name-too-long-at-max-replicas": (
+        # vlm-encoder-9 fits in 63 characters, vlm-encoder-10 (the autoscaler's 11th pod) does not.
+        {"fullnameOverride": "a" * 49, "encoder.autoscaling": {**AUTOSCALE_HPA, "maxReplicas": 11}},
+        ["encoder.name", "fullnameOverride"],
+        ["-vlm-encoder-10", "64 characters"],
+    ),
 }
 
 

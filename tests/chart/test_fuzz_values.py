@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from sglang_epd.render import InProcessRenderer, RenderError
 from sglang_epd.topology import Role, Topology
 from sglang_epd.validation import (
-    pod_template_as_v1,
     is_rbg_api_object,
+    pod_template_as_v1,
     rbg_crd_path,
     validate_builtin,
     validate_object,
@@ -118,8 +118,10 @@ def valid_values(draw: st.DrawFn) -> dict:
         },
         "metrics": {"enabled": draw(st.booleans())},
         "scheduling": {
-            "gangScheduling": {"enabled": draw(st.booleans())},
-            "exclusiveTopology": draw(st.sampled_from(["", "kubernetes.io/hostname"])),
+            "gangScheduling": {"enabled": False},
+            "exclusiveTopology": draw(
+                st.sampled_from(["", "topology.kubernetes.io/zone", "kubernetes.io/hostname"])
+            ),
         },
         "model": draw(
             st.sampled_from(
@@ -176,6 +178,18 @@ def valid_values(draw: st.DrawFn) -> dict:
     doc["security"] = {"privileged": draw(st.booleans())}
     doc["metrics"]["podMonitor"] = {"enabled": doc["metrics"]["enabled"] and draw(st.booleans())}
     doc["coordinatedPolicy"] = {"enabled": mode in ("epd", "pd") and draw(st.booleans())}
+    if (
+        doc["scheduling"]["exclusiveTopology"] == "kubernetes.io/hostname"
+        and rdma
+        and doc["rdma"]["hostNetwork"]
+    ):
+        # One node for the whole group: two host-network pods of a role would share a port (refused).
+        doc["scheduling"]["exclusiveTopology"] = "topology.kubernetes.io/zone"
+    if discovery == "dynamic" and draw(st.booleans()):
+        # Gang scheduling needs a group without dependencies: a discovering router (one worker port).
+        doc["scheduling"]["gangScheduling"] = {"enabled": True, "schedulerName": "volcano"}
+        doc["router"]["discovery"] = {"enabled": True}
+        doc["decode"]["port"] = doc["prefill"]["port"]
     if discovery == "dynamic" and draw(st.booleans()):
         trigger = {
             "type": "prometheus",

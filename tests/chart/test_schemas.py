@@ -101,7 +101,9 @@ def test_rbg_api_objects_pass_real_crds(objects: list[dict]) -> None:
     for obj in rbg_objects:
         crd = rbg_crd_path(obj["kind"])
         if crd is None:
-            pytest.skip(f"the RBG CRD of {obj['kind']} is not here (../shared/rbg-crds or $SGLANG_EPD_RBG_CRDS)")
+            pytest.skip(
+                f"the RBG CRD of {obj['kind']} is not here (../shared/rbg-crds or $SGLANG_EPD_RBG_CRDS)"
+            )
         assert validate_rbg_crd(obj, crd) == [], f"{obj['kind']}/{obj['metadata']['name']}"
 
 

@@ -55,12 +55,12 @@ def registration_timeout(target: str) -> float:
 
 @pytest.fixture
 def dynamic_encoders(deployment, topology: Topology, registration_timeout: float) -> Iterator[Role]:
-    """The encoder role, when encoders register themselves (dynamic discovery): only then can they be
-    added or lost without re-rendering the prefill. Its replica count is restored afterwards."""
+    """The encoder role, when each encoder's registrar sidecar registers it (dynamic discovery): only then
+    can encoders be added or lost without re-rendering the prefill. Its replica count is restored after."""
     encoder = topology.role("encoder")
     if encoder is None:
         pytest.skip("the values have no encoder role (mode pd or collocated)")
-    if "--encoder-register-urls" not in encoder.flags:
+    if encoder.registrar_flags is None:
         pytest.skip("static encoder discovery: changing encoders needs a helm upgrade of the prefill's list")
     yield encoder
     if len(deployment.running_pods(encoder.name)) != encoder.replicas:
@@ -80,7 +80,7 @@ def test_topology_is_what_the_values_say(deployment, topology: Topology, registr
     running = {name: len(deployment.running_pods(name)) for name in topology.roles}
     assert running == {name: role.replicas for name, role in topology.roles.items()}
     encoder = topology.role("encoder")
-    if encoder is not None and "--encoder-register-urls" in encoder.flags:
+    if encoder is not None and encoder.registrar_flags is not None:
         urls = wait_for_registration(deployment, topology, registration_timeout)
         assert len(urls) == encoder.replicas
 

@@ -19,9 +19,9 @@ def images(count: int, first_seed: int = 0) -> list[str]:
 
 
 def known_encoders(http: Http, language: SimServer) -> list[str]:
-    status, urls = http.get_json(f"{language.port_url(BOOT)}/list_encoder_urls")
+    status, body = http.get_json(f"{language.port_url(BOOT)}/list_encoder_urls")
     assert status == 200
-    return urls  # type: ignore[return-value]
+    return body["encoder_urls"]  # type: ignore[index]
 
 
 def encoder_state(http: Http, language: SimServer, url: str) -> dict:

@@ -67,7 +67,7 @@ def epd(sims: SimLauncher, http: Http) -> dict[str, SimServer | list[SimServer]]
     for server in (*encoders, decode):
         sims.wait_healthy(server)
     list_urls = f"{language.port_url('--encoder-bootstrap-port')}/list_encoder_urls"
-    wait_for(lambda: len(http.get_json(list_urls)[1]) == 2, 10, "both encoders to register")
+    wait_for(lambda: len(http.get_json(list_urls)[1]["encoder_urls"]) == 2, 10, "both encoders to register")
     return {"prefill": language, "decode": decode, "encoders": encoders}
 
 

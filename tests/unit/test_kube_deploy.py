@@ -511,10 +511,10 @@ def test_running_pods_and_pod_get_through_the_api_server_proxy(target: KubeTarge
     runner.expect(ENCODER_PODS, recorded("pods-encoders.json"))
     assert [p.ip for p in dep.running_pods("vlm-encoder")] == ["10.244.1.10", "10.244.2.11", "10.244.1.30"]
     proxy = f"/api/v1/namespaces/{NS}/pods/sglang-epd-vlm-prefill-0:8997/proxy/list_encoder_urls"
-    runner.expect(kubectl("get", "--raw", proxy), '["http://10.244.1.10:30002"]')
-    assert json.loads(dep.pod_http_get("sglang-epd-vlm-prefill-0", 8997, "/list_encoder_urls")) == [
-        "http://10.244.1.10:30002"
-    ]
+    runner.expect(kubectl("get", "--raw", proxy), '{"encoder_urls": ["http://10.244.1.10:30002"]}')
+    assert json.loads(dep.pod_http_get("sglang-epd-vlm-prefill-0", 8997, "/list_encoder_urls")) == {
+        "encoder_urls": ["http://10.244.1.10:30002"]
+    }
     runner.assert_done()
 
 

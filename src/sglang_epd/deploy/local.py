@@ -1,10 +1,13 @@
 """Run a rendered RoleBasedGroup on this machine: one local process per pod, each on its own loopback
 address, started in RBG's dependency order and gated on the rendered readiness probes.
 
-Nothing is re-derived from values: each process runs its container's rendered command and args.
-`python3 -m sglang.launch_server` runs the SGLang simulator (`sglang_epd.sim`, same flags) and the router
-runs the real `sglang_router` from PyPI. Pod DNS names in arguments are mapped to the pods' loopback
-addresses, and `--host 0.0.0.0` binds the pod's own address, as a pod's network namespace would.
+Nothing is re-derived from values: each process runs one container's rendered command and args.
+`python3 -m sglang.launch_server` runs the SGLang simulator (`sglang_epd.sim`, same flags), the router
+runs the real `sglang_router` from PyPI, and the encoder's registrar sidecar runs the chart's own
+files/encoder-registrar.py. Pod DNS names in arguments are mapped to the pods' loopback addresses, and
+`--host 0.0.0.0` binds the pod's own address, as a pod's network namespace would. Removing a pod follows
+the kubelet: the sglang container's preStop hook runs while the other containers get SIGTERM at once, and
+SGLang gets SIGTERM when its hook has returned.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..k8s_env import PodIdentity, container_env, expand_all
+from ..render import CHART_DIR
 from ..topology import Role, Topology
 from ..waiting import http_status
 
@@ -33,6 +37,11 @@ COMMAND_MAP = {
     ("python3", "-m", "sglang.launch_server"): (sys.executable, "-m", "sglang_epd.sim"),
     ("python3", "-m", "sglang_router.launch_router"): (sys.executable, "-m", "sglang_router.launch_router"),
     ("python3", "-c"): (sys.executable, "-c"),  # the helm test hook's inline script
+    # Mounted from its ConfigMap in the encoder pods; the ConfigMap holds this very file.
+    ("python3", "/opt/sglang-epd/encoder-registrar.py"): (
+        sys.executable,
+        str(CHART_DIR / "files" / "encoder-registrar.py"),
+    ),
 }
 # Flags whose 0.0.0.0 means "every interface of the pod", i.e. the pod's own address here.
 BIND_FLAGS = ("--host", "--prometheus-host")
@@ -72,10 +81,13 @@ def _die_with_parent() -> None:
 class LocalPod:
     role: Role
     identity: PodIdentity
-    argv: list[str]
+    argv: list[str]  # the first (sglang or router) container
     env: dict[str, str]
     log_path: Path
+    sidecars: list[list[str]] = field(default_factory=list)  # argv of every other container
+    pre_stop: list[str] | None = None  # the first container's preStop exec hook
     process: subprocess.Popen | None = None
+    sidecar_processes: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -87,6 +99,9 @@ class LocalPod:
 
     def url(self, port: int | None = None) -> str:
         return f"http://{self.ip}:{port or self.role.port}"
+
+    def all_processes(self) -> list[subprocess.Popen]:
+        return [p for p in (self.process, *self.sidecar_processes) if p is not None]
 
     def log_tail(self, lines: int = 30) -> str:
         if not self.log_path.exists():
@@ -137,11 +152,10 @@ class LocalDeployment:
             raise LocalDeploymentError(f"{role_name}: at most {MAX_PODS_PER_ROLE} pods per role run locally")
         return f"127.{self.subnet}.{self._role_numbers[role_name]}.{index + 1}"
 
-    def _local_argv(self, role: Role, identity: PodIdentity, env: Mapping[str, str]) -> list[str]:
-        container = role.container
-        argv = local_command(
-            role.name, expand_all([*container.get("command", []), *container.get("args", [])], env)
-        )
+    def _local_argv(
+        self, owner: str, rendered: list[str], identity: PodIdentity, env: Mapping[str, str]
+    ) -> list[str]:
+        argv = local_command(owner, expand_all(rendered, env))
         for i, token in enumerate(argv[:-1]):
             if token in BIND_FLAGS and argv[i + 1] == "0.0.0.0":
                 argv[i + 1] = identity.ip
@@ -154,10 +168,23 @@ class LocalDeployment:
 
     def _pod(self, role: Role, index: int) -> LocalPod:
         identity = PodIdentity(self.topology.group, role.name, index, self._ip(role.name, index))
-        env = container_env(role.container, identity)
-        argv = self._local_argv(role, identity, env)
+        main, *others = role.pod_template["spec"]["containers"]
+        env = container_env(main, identity)
+        argv = self._local_argv(role.name, [*main.get("command", []), *main.get("args", [])], identity, env)
+        sidecars = [
+            self._local_argv(
+                f"{role.name}/{c['name']}",
+                [*c.get("command", []), *c.get("args", [])],
+                identity,
+                container_env(c, identity),
+            )
+            for c in others
+        ]
+        hook = main.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+        pre_stop = self._local_argv(f"{role.name} preStop", hook, identity, env) if hook else None
         process_env = {**os.environ, **env, **self.extra_env}
-        return LocalPod(role, identity, argv, process_env, self.workdir / "logs" / f"{identity.name}.log")
+        log_path = self.workdir / "logs" / f"{identity.name}.log"
+        return LocalPod(role, identity, argv, process_env, log_path, sidecars, pre_stop)
 
     # Life cycle -----------------------------------------------------------------------------------------
 
@@ -193,15 +220,20 @@ class LocalDeployment:
     def _popen(self, pod: LocalPod) -> LocalPod:
         pod.log_path.parent.mkdir(parents=True, exist_ok=True)
         with pod.log_path.open("ab") as log:
-            pod.process = subprocess.Popen(
-                pod.argv,
-                env=pod.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+
+            def start(argv: list[str]) -> subprocess.Popen:
+                return subprocess.Popen(
+                    argv,
+                    env=pod.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+
+            pod.process = start(pod.argv)
+            pod.sidecar_processes = [start(argv) for argv in pod.sidecars]
         return pod
 
     def _wait_ready(self, pods: list[LocalPod]) -> None:
@@ -231,7 +263,7 @@ class LocalDeployment:
         role = self.topology.roles[role_name]
         pods = self.pods[role_name]
         while len(pods) > replicas:
-            _terminate(pods.pop())
+            _remove(pods.pop())
         new = [self._spawn(self._pod(role, i)) for i in range(len(pods), replicas)]
         pods.extend(new)
         self._wait_ready(new)
@@ -241,17 +273,19 @@ class LocalDeployment:
         pods = self.pods[role_name]
         pod = next(p for p in pods if p.identity.index == index)
         pods.remove(pod)
-        if pod.process is not None:
+        for process in pod.all_processes():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pod.process.pid, signal.SIGKILL)
-            pod.process.wait()
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
         return pod
 
     def stop(self) -> None:
-        """Terminate every pod, routers first (reverse start order), and wait for each to exit."""
+        """Terminate every pod, routers first (reverse start order), and wait for each to exit. A teardown
+        skips the preStop hooks: nothing is left to drain for."""
         for role_name in reversed(list(self.pods)):
             for pod in self.pods[role_name]:
-                _terminate(pod)
+                for process in pod.all_processes():
+                    _terminate(process)
         self.pods.clear()
         if self._spawner is not None:
             self._spawner.shutdown()
@@ -311,12 +345,26 @@ class LocalDeployment:
 
     def processes(self) -> Iterator[subprocess.Popen]:
         for pods in self.pods.values():
-            yield from (p.process for p in pods if p.process is not None)
+            for pod in pods:
+                yield from pod.all_processes()
 
 
-def _terminate(pod: LocalPod, grace: float = 10.0) -> None:
-    process = pod.process
-    if process is None or process.poll() is not None:
+def _remove(pod: LocalPod) -> None:
+    """Delete a pod as the kubelet does: the sidecars get SIGTERM at once (they have no hook), the first
+    container's preStop hook runs (bounded by terminationGracePeriodSeconds), then it gets SIGTERM."""
+    grace = float(pod.role.pod_template["spec"].get("terminationGracePeriodSeconds", 30))
+    for process in pod.sidecar_processes:
+        _terminate(process)
+    if pod.pre_stop is not None and pod.process is not None and pod.process.poll() is None:
+        # The kubelet, too, goes on to SIGTERM when the grace period runs out.
+        with pod.log_path.open("ab") as log, contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(pod.pre_stop, env=pod.env, stdout=log, stderr=subprocess.STDOUT, timeout=grace)
+    if pod.process is not None:
+        _terminate(pod.process)
+
+
+def _terminate(process: subprocess.Popen, grace: float = 10.0) -> None:
+    if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)

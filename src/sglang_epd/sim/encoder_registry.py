@@ -11,6 +11,7 @@ request.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
@@ -114,24 +115,29 @@ class EncoderRegistry:
 
 
 def bootstrap_app(registry: EncoderRegistry) -> web.Application:
-    """The EncoderBootstrapServer's HTTP API."""
+    """The EncoderBootstrapServer's HTTP API, with SGLang 0.5.23's answers (srt/disaggregation/encoder/
+    receiver.py, EncoderBootstrapServer): "OK" to register and unregister (idempotent, an unknown URL
+    too), 400 {"error": ...} without a url, {"encoder_urls": [...]} from the list."""
 
     async def read_url(request: web.Request) -> str:
         try:
             return normalize_url((await request.json()).get("url"))
         except (ValueError, AttributeError) as exc:
-            raise web.HTTPBadRequest(text=f'expected {{"url": "http://host:port"}}: {exc}') from None
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": f"Missing or empty 'url' field ({exc})"}),
+                content_type="application/json",
+            ) from None
 
     async def register(request: web.Request) -> web.Response:
         registry.register(await read_url(request))
-        return web.json_response({"status": "ok", "encoder_urls": registry.active()})
+        return web.Response(text="OK")
 
     async def unregister(request: web.Request) -> web.Response:
-        removed = registry.unregister(await read_url(request))
-        return web.json_response({"status": "ok", "removed": removed, "encoder_urls": registry.active()})
+        registry.unregister(await read_url(request))
+        return web.Response(text="OK")
 
     async def list_urls(_: web.Request) -> web.Response:
-        return web.json_response(registry.active())
+        return web.json_response({"encoder_urls": registry.active()})
 
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="OK")
