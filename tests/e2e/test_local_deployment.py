@@ -204,3 +204,15 @@ def test_helm_test_fails_over_its_ttft_bound(epd: LocalDeployment, render_chart)
 def test_router_discovery_is_refused_with_the_value_to_change(render_chart, tmp_path: Path) -> None:
     with pytest.raises(LocalDeploymentError, match=r"router\.discovery\.enabled=false"):
         _deployment(render_chart, tmp_path, **{"router.discovery.enabled": True, "decode.port": 30000})
+
+
+def test_a_restarted_prefill_gets_every_encoder_back(render_chart, tmp_path: Path) -> None:
+    """SGLang's own registration never registers again; the registrar sidecar does, with no encoder
+    restart: the prefill comes back with an empty list and lists both encoders again."""
+    with _deployment(render_chart, tmp_path) as deployment:
+        assert len(encoders_known(deployment)) == 2
+        encoder_pids = [p.process.pid for p in deployment.pods["vlm-encoder"]]
+        deployment.kill("vlm-prefill", 0)
+        deployment.scale("vlm-prefill", 1)
+        wait_for(lambda: len(encoders_known(deployment)) == 2, 10, "both encoders to register again")
+        assert [p.process.pid for p in deployment.pods["vlm-encoder"]] == encoder_pids
