@@ -23,6 +23,11 @@ class TopologyError(ValueError):
     pass
 
 
+def container_argv(container: dict) -> list[str]:
+    """A container's command followed by its args: the argv it runs."""
+    return [*container.get("command", []), *container.get("args", [])]
+
+
 def parse_flags(argv: list[str]) -> dict[str, list[list[str]]]:
     """`--flag v1 v2 --switch` -> {"--flag": [["v1", "v2"]], "--switch": [[]]}; a repeated flag keeps
     every occurrence (the router takes one `--prefill URL PORT` per prefill pod)."""
@@ -71,7 +76,7 @@ class Role:
 
     @property
     def argv(self) -> list[str]:
-        return [*self.container.get("command", []), *self.container.get("args", [])]
+        return container_argv(self.container)
 
     @property
     def flags(self) -> dict[str, list[list[str]]]:
@@ -94,11 +99,7 @@ class Role:
     def registrar_flags(self) -> dict[str, list[list[str]]] | None:
         """Flags of the encoder registrar (`python3 encoder-registrar.py run --port ...`), or None."""
         registrar = self.sidecar(REGISTRAR_CONTAINER)
-        return (
-            None
-            if registrar is None
-            else parse_flags([*registrar["command"][3:], *registrar.get("args", [])])
-        )
+        return None if registrar is None else parse_flags(container_argv(registrar)[3:])
 
     def registrar_urls(self) -> list[str]:
         """The bootstrap URLs the registrar registers this encoder with (empty when it resolves a Service)."""

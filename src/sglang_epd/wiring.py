@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from .topology import GROUP_LABEL, REGISTRAR_CONTAINER, ROLE_LABEL, Role, Topology, TopologyError
+from .topology import (
+    GROUP_LABEL,
+    REGISTRAR_CONTAINER,
+    ROLE_LABEL,
+    Role,
+    Topology,
+    TopologyError,
+    container_argv,
+)
 
 SGLANG_COMPONENTS = ("encoder", "prefill", "decode", "server")
 URL_SCHEMES = ("http://", "https://")
@@ -102,9 +110,11 @@ def _check_flag_combinations(role: Role) -> list[str]:
 
 
 def _url_occurrences(role: Role) -> Iterator[tuple[str, list[str]]]:
-    for flag, occurrences in role.flags.items():
-        for values in occurrences:
-            yield flag, values
+    """Every flag's values in the role's argv, and in its registrar sidecar's (`--bootstrap-urls`)."""
+    for flags in (role.flags, role.registrar_flags or {}):
+        for flag, occurrences in flags.items():
+            for values in occurrences:
+                yield flag, values
 
 
 def _check_urls(topology: Topology) -> list[str]:
@@ -132,6 +142,9 @@ def _check_urls(topology: Topology) -> list[str]:
 
 def _expected_target(flag: str, target: Role) -> int | None:
     """The port a URL given with this flag must use on the target role, or None for a wrong target."""
+    if flag == "--bootstrap-urls":  # the encoder registrar's: a language server's EncoderBootstrapServer
+        bootstrap = target.flag("--encoder-bootstrap-port")
+        return int(bootstrap[0]) if bootstrap and "--language-only" in target.flags else None
     wanted_component = {
         "--encoder-urls": "encoder",
         "--prefill": "prefill",
@@ -204,9 +217,9 @@ def _check_discovery_direction(topology: Topology) -> list[str]:
 
 
 def _check_registrar(encoder: Role, language: Role, topology: Topology) -> list[str]:
-    """The registrar targets every language pod's bootstrap port (by pod name, or through the language
-    role's headless Service), names the encoder's port, and the sglang container's preStop hook runs the
-    same registrar's `stop`."""
+    """The registrar targets every language pod (by pod name, or through the language role's headless
+    Service) on its bootstrap port, names the encoder's port, and the sglang container's preStop hook runs
+    the same registrar's `stop`."""
     flags = encoder.registrar_flags or {}
     bootstrap = language.flag("--encoder-bootstrap-port") or ["8997"]
     problems = []
@@ -222,25 +235,10 @@ def _check_registrar(encoder: Role, language: Role, topology: Topology) -> list[
             problems.append(
                 f"{encoder.name} registrar --bootstrap-service {flags['--bootstrap-service']}, want {service}"
             )
-    else:
-        for url in encoder.registrar_urls():
-            try:
-                target, _pod, port = topology.resolve_url(url)
-            except TopologyError as error:
-                problems.append(f"{encoder.name} registrar: {error}")
-                continue
-            if target.name != language.name or [str(port)] != bootstrap:
-                problems.append(
-                    f"{encoder.name} registrar: {url} is not {language.name}'s bootstrap port {bootstrap}"
-                )
-        hosts = Counter(url.split("//", 1)[1].split(":", 1)[0] for url in encoder.registrar_urls())
-        if hosts != Counter(pod.host for pod in language.pods):
-            problems.append(
-                f"{encoder.name} registrar --bootstrap-urls: want each pod of {language.name} once"
-            )
-    registrar = encoder.sidecar(REGISTRAR_CONTAINER) or {}
+    else:  # each URL's target and port are checked with every other URL (_check_urls)
+        problems += _one_url_per_pod(encoder, "--bootstrap-urls", language)
     pre_stop = encoder.container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
-    run = [*registrar.get("command", []), *registrar.get("args", [])]
+    run = container_argv(encoder.sidecar(REGISTRAR_CONTAINER) or {})
     if pre_stop[:2] != run[:2] or pre_stop[2:3] != ["stop"] or pre_stop[3:] != run[3:]:
         problems.append(
             f"{encoder.name}: the sglang container's preStop must run the registrar's stop with its flags"

@@ -110,7 +110,7 @@ def service_selects_prefill(o: list[dict]) -> None:
 
 DYNAMIC_MUTATIONS: dict[Callable[[list[dict]], None], str] = {
     kep_service_url: "names no pod",
-    register_url_wrong_port: "is not vlm-prefill's bootstrap port",
+    register_url_wrong_port: "listens on 8997",
     pre_stop_missing: "preStop must run the registrar's stop",
     self_registration_flag: "--encoder-register-urls registers only within 150 s",
     pod_index_out_of_range: "names no pod",

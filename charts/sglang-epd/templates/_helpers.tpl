@@ -185,11 +185,14 @@ read (helm template, client-side dry run, a first install) the values' count is 
 {{- if and (ne $key "router") $role.autoscaling.enabled $root.Release.IsUpgrade }}
 {{- $rbg := include "sglang-epd.fullname" $root }}
 {{- $adapter := lookup "workloads.x-k8s.io/v1alpha2" "RoleBasedGroupScalingAdapter" $root.Release.Namespace (printf "%s-%s" $rbg $role.name) }}
+{{- if hasKey (dig "spec" dict $adapter) "replicas" }}
+{{- $count = $adapter.spec.replicas }}
+{{- else }}
 {{- $live := lookup "workloads.x-k8s.io/v1alpha2" "RoleBasedGroup" $root.Release.Namespace $rbg }}
 {{- range (dig "spec" "roles" (list) $live) }}
 {{- if and (eq .name $role.name) (hasKey . "replicas") }}{{ $count = .replicas }}{{ end }}
 {{- end }}
-{{- if hasKey (dig "spec" dict $adapter) "replicas" }}{{ $count = $adapter.spec.replicas }}{{ end }}
+{{- end }}
 {{- end }}
 {{- $count }}
 {{- end }}

@@ -26,6 +26,7 @@ Checks the schema cannot express. Each failure names the value to change and how
 
 {{- $rbg := include "sglang-epd.fullname" . }}
 {{- $keys := fromYamlArray (include "sglang-epd.roleKeys" .) }}
+{{- $lang := include "sglang-epd.languageRoleKey" . }}
 {{- $seen := dict }}
 {{- range $key := $keys }}
 {{- $role := get $v $key }}
@@ -54,7 +55,7 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- if and (eq $key "encoder") (eq $v.encoderDiscovery.mode "static") }}
 {{- fail "encoder.autoscaling.enabled: autoscaled encoders must register themselves with the language servers; set encoderDiscovery.mode=dynamic (static discovery fixes the encoder list in the prefill's arguments at install)." }}
 {{- end }}
-{{- if and (eq $key (include "sglang-epd.languageRoleKey" $)) (eq $v.encoderDiscovery.mode "static") }}
+{{- if and (eq $key $lang) (eq $v.encoderDiscovery.mode "static") }}
 {{- fail (printf "%s.autoscaling.enabled: with encoderDiscovery.mode=static the %s role depends on the encoder role (it is given every encoder URL at start), and RBG reconciles a role only while its dependencies are all Ready, so the autoscaler's changes would wait whenever an encoder is not Ready. Set encoderDiscovery.mode=dynamic." $key $key) }}
 {{- end }}
 {{- if and (ne $key "encoder") (not $v.router.discovery.enabled) }}
@@ -99,12 +100,13 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- end }}
 {{- if and (eq $v.scheduling.exclusiveTopology "kubernetes.io/hostname") $v.rdma.enabled $v.rdma.hostNetwork }}
 {{- range $key := fromYamlArray (include "sglang-epd.sglangRoleKeys" .) }}
-{{- if gt (int (include "sglang-epd.maxPods" (list $ $key))) 1 }}
-{{- fail (printf "scheduling.exclusiveTopology: kubernetes.io/hostname puts the whole group on one node, and with rdma.hostNetwork the %s pods (up to %s) would all listen on port %v of that node; only one can start. Use a wider topology key, rdma.hostNetwork=false, or one %s pod." $key (include "sglang-epd.maxPods" (list $ $key)) (get $v $key).port $key) }}
+{{- $pods := int (include "sglang-epd.maxPods" (list $ $key)) }}
+{{- if gt $pods 1 }}
+{{- fail (printf "scheduling.exclusiveTopology: kubernetes.io/hostname puts the whole group on one node, and with rdma.hostNetwork the %s pods (up to %d) would all listen on port %v of that node; only one can start. Use a wider topology key, rdma.hostNetwork=false, or one %s pod." $key $pods (get $v $key).port $key) }}
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if and (include "sglang-epd.languageRoleKey" .) (eq $v.encoderDiscovery.mode "dynamic") (le (int $v.encoder.terminationGracePeriodSeconds) (int $v.encoderDiscovery.registrar.drainSeconds)) }}
+{{- if and $lang (eq $v.encoderDiscovery.mode "dynamic") (le (int $v.encoder.terminationGracePeriodSeconds) (int $v.encoderDiscovery.registrar.drainSeconds)) }}
 {{- fail (printf "encoder.terminationGracePeriodSeconds (%v) must exceed encoderDiscovery.registrar.drainSeconds (%v): the preStop hook unregisters the encoder and drains inside the grace period, then SGLang needs time to stop." $v.encoder.terminationGracePeriodSeconds $v.encoderDiscovery.registrar.drainSeconds) }}
 {{- end }}
 {{- if and $v.coordinatedPolicy.enabled (not (include "sglang-epd.usesPD" .)) }}
@@ -117,7 +119,6 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- fail "metrics.grafanaDashboard.enabled: the pods serve no metrics; set metrics.enabled=true too." }}
 {{- end }}
 
-{{- $lang := include "sglang-epd.languageRoleKey" . }}
 {{- if $lang }}
 {{- if and (eq $v.encoderDiscovery.mode "static") (lt (int $v.encoder.replicas) 1) }}
 {{- fail "encoder.replicas: static encoder discovery passes one --encoder-urls entry per encoder pod and needs at least one encoder. Use encoderDiscovery.mode=dynamic to start with none." }}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..k8s_env import PodIdentity, container_env, expand_all
 from ..render import CHART_DIR
-from ..topology import Role, Topology
+from ..topology import Role, Topology, container_argv
 from ..waiting import http_status
 
 # Rendered command prefix -> local command prefix.
@@ -170,13 +170,10 @@ class LocalDeployment:
         identity = PodIdentity(self.topology.group, role.name, index, self._ip(role.name, index))
         main, *others = role.pod_template["spec"]["containers"]
         env = container_env(main, identity)
-        argv = self._local_argv(role.name, [*main.get("command", []), *main.get("args", [])], identity, env)
+        argv = self._local_argv(role.name, container_argv(main), identity, env)
         sidecars = [
             self._local_argv(
-                f"{role.name}/{c['name']}",
-                [*c.get("command", []), *c.get("args", [])],
-                identity,
-                container_env(c, identity),
+                f"{role.name}/{c['name']}", container_argv(c), identity, container_env(c, identity)
             )
             for c in others
         ]
