@@ -28,6 +28,7 @@ from sglang_epd.deploy.kube import (
     parse_group_status,
     progress_line,
     ready_pods,
+    roles_not_rolled_out,
 )
 
 DATA = Path(__file__).parent / "data" / "kube"
@@ -150,7 +151,39 @@ INSTALL = helm(
     'image.tag="v0.5.2"',
 )
 GET_GROUP = kubectl("get", "rbg", "sglang-epd", "-n", NS, "-o", "json")
+GET_GROUP_PODS = kubectl("get", "pods", "-n", NS, "-l", f"{GROUP_LABEL}=sglang-epd", "-o", "json")
 TEARDOWN = [helm("uninstall", "sglang-epd", "-n", NS), kubectl("delete", "namespace", NS, "--wait=false")]
+
+
+def group_pods(rbg: dict, image: str | None = None, ready: bool = True) -> str:
+    """`kubectl get pods` of a group: every role's pods, Ready or not, running `image` (default: the
+    image in the role's template)."""
+    items = []
+    for role in rbg["spec"]["roles"]:
+        containers = role["standalonePattern"]["template"].get("spec", {}).get("containers", [])
+        for i in range(role.get("replicas", 1)):
+            items.append(
+                {
+                    "metadata": {
+                        "name": f"sglang-epd-{role['name']}-{i}",
+                        "labels": {GROUP_LABEL: "sglang-epd", ROLE_LABEL: role["name"]},
+                    },
+                    "spec": {"containers": [{**c, "image": image or c.get("image")} for c in containers]},
+                    "status": {
+                        "podIP": f"10.244.0.{len(items) + 10}",
+                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                    },
+                }
+            )
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def expect_group(runner: ReplayRunner, status: str) -> None:
+    """One poll of the group; a Ready one is followed by the look at its pods."""
+    doc = rbg_doc(status)
+    runner.expect(GET_GROUP, json.dumps(doc))
+    if parse_group_status(doc).ready:
+        runner.expect(GET_GROUP_PODS, group_pods(doc))
 
 
 def install_steps(runner: ReplayRunner, *statuses: str) -> ReplayRunner:
@@ -158,7 +191,7 @@ def install_steps(runner: ReplayRunner, *statuses: str) -> ReplayRunner:
     runner.expect(INSTALL, "NAME: sglang-epd\nSTATUS: deployed\n")
     runner.expect(kubectl("get", "rbg", "-n", NS, "-o", "json"), rbg_list("no-status"))
     for status in statuses:
-        runner.expect(GET_GROUP, json.dumps(rbg_doc(status)))
+        expect_group(runner, status)
     return runner
 
 
@@ -460,10 +493,10 @@ def test_failed_teardown_step_does_not_stop_the_next(target: KubeTarget) -> None
 # Scaling ----------------------------------------------------------------------------------------------------
 
 
-def started(target: KubeTarget) -> tuple[KubeDeployment, ReplayRunner]:
+def started(target: KubeTarget, lines: list[str] | None = None) -> tuple[KubeDeployment, ReplayRunner]:
     target = KubeTarget(**{**target.__dict__, "router_url": "http://r:1"})
     runner = install_steps(ReplayRunner(), "ready")
-    dep = deployment(target, runner, []).start()
+    dep = deployment(target, runner, [] if lines is None else lines).start()
     runner.assert_done()
     return dep, runner
 
@@ -473,7 +506,7 @@ def test_scale_through_the_scaling_adapter(target: KubeTarget) -> None:
     runner.expect(
         kubectl("scale", "rolebasedgroupscalingadapter/sglang-epd-vlm-decode", "--replicas=3", "-n", NS)
     )
-    runner.expect(GET_GROUP, json.dumps(rbg_doc("ready")))
+    expect_group(runner, "ready")
     assert dep.scale("vlm-decode", 3).ready
     runner.assert_done()
 
@@ -482,8 +515,8 @@ def test_scale_by_patching_the_role(target: KubeTarget) -> None:
     dep, runner = started(target)
     patch = '[{"op": "replace", "path": "/spec/roles/1/replicas", "value": 2}]'
     runner.expect(kubectl("patch", "rbg", "sglang-epd", "-n", NS, "--type=json", "-p", patch))
-    runner.expect(GET_GROUP, json.dumps(rbg_doc("stale-generation")))
-    runner.expect(GET_GROUP, json.dumps(rbg_doc("ready")))
+    expect_group(runner, "stale-generation")
+    expect_group(runner, "ready")
     assert dep.scale("vlm-prefill", 2).ready
     runner.assert_done()
     with pytest.raises(KubeDeploymentError, match="no role 'nope'"):
@@ -539,3 +572,48 @@ def test_helm_test_runs_the_hook_with_logs(target: KubeTarget) -> None:
     result = dep.helm_test()
     assert result.returncode == 1 and "over the bound" in result.stdout
     runner.assert_done()
+
+
+# Rollout: Ready is not enough after a template-only upgrade ------------------------------------------------
+
+
+def upgraded_group(image: str = "lmsysorg/sglang:v0.5.24") -> dict:
+    """The Ready group right after a `helm upgrade` that changed only the prefill's image: RBG keeps Ready
+    True and observedGeneration current (it writes them before reconciling the roles)."""
+    doc = rbg_doc("ready")
+    prefill = next(r for r in doc["spec"]["roles"] if r["name"] == "vlm-prefill")
+    prefill["standalonePattern"]["template"] = {"spec": {"containers": [{"name": "sglang", "image": image}]}}
+    return doc
+
+
+def test_old_pods_keep_a_ready_group_rolling_out() -> None:
+    doc = upgraded_group()
+    assert parse_group_status(doc).ready
+    old = json.loads(group_pods(doc, image="lmsysorg/sglang:v0.5.23"))["items"]
+    assert roles_not_rolled_out(doc, old) == ["vlm-prefill 0/1 updated, 1 old"]
+    assert roles_not_rolled_out(doc, json.loads(group_pods(doc))["items"]) == []
+
+
+def test_a_terminating_or_unready_pod_is_not_rolled_out() -> None:
+    doc = upgraded_group()
+    pods = json.loads(group_pods(doc))["items"]
+    pods.append({**pods[0], "metadata": {**pods[0]["metadata"], "name": "sglang-epd-vlm-encoder-2"}})
+    pods[-1]["metadata"]["deletionTimestamp"] = "2026-08-20T10:05:00Z"
+    assert roles_not_rolled_out(doc, pods) == ["vlm-encoder 2/2 updated, 1 old"]
+    unready = json.loads(group_pods(doc, ready=False))["items"]
+    assert "vlm-decode 0/1 updated, 1 old" in roles_not_rolled_out(doc, unready)
+
+
+def test_wait_after_a_template_only_upgrade_waits_for_the_new_pods(target: KubeTarget) -> None:
+    lines: list[str] = []
+    dep, runner = started(target, lines)
+    del lines[:]  # the install's own progress lines
+    doc = upgraded_group()
+    runner.expect(GET_GROUP, json.dumps(doc))
+    runner.expect(GET_GROUP_PODS, group_pods(doc, image="lmsysorg/sglang:v0.5.23"))
+    runner.expect(GET_GROUP, json.dumps(doc))
+    runner.expect(GET_GROUP_PODS, group_pods(doc))
+    assert dep.wait_ready().ready
+    runner.assert_done()
+    assert lines[0].endswith("[waiting: rolling out: vlm-prefill 0/1 updated, 1 old]")
+    assert lines[1].endswith("[Ready]")

@@ -3,8 +3,9 @@
 Everything goes through the `kubectl` and `helm` CLIs, called by an injectable command runner (`run(argv)`
 for commands, `start(argv, log)` for the port-forward), so the unit tests replay recorded outputs.
 A `KubeDeployment` owns a fresh namespace: it installs the release there, waits for the RoleBasedGroup's
-Ready condition, port-forwards the router Service, and on exit uninstalls and deletes the namespace
-(after writing diagnostics when an exception, KeyboardInterrupt included, is propagating).
+Ready condition and for every role's pods to run the current spec, port-forwards the router Service, and
+on exit uninstalls and deletes the namespace (after writing diagnostics when an exception,
+KeyboardInterrupt included, is propagating).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -227,17 +228,48 @@ class KubePod:
     ip: str
 
 
+def _serves(pod: Mapping) -> bool:
+    """Ready, with an IP and not being deleted."""
+    meta, status = pod.get("metadata", {}), pod.get("status", {})
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    return (
+        not meta.get("deletionTimestamp") and conditions.get("Ready") == "True" and bool(status.get("podIP"))
+    )
+
+
 def ready_pods(pods: Sequence[Mapping]) -> list[KubePod]:
-    """The pods (items of `kubectl get pods -o json`) that serve: Ready, with an IP and not being deleted,
-    in index order (RBG names pod i `<rbg>-<role>-<i>`)."""
-    serving = []
-    for pod in pods:
-        meta, status = pod.get("metadata", {}), pod.get("status", {})
-        conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
-        if meta.get("deletionTimestamp") or conditions.get("Ready") != "True" or not status.get("podIP"):
-            continue
-        serving.append(KubePod(meta["name"], status["podIP"]))
+    """The pods (items of `kubectl get pods -o json`) that serve, in index order (RBG names pod i
+    `<rbg>-<role>-<i>`)."""
+    serving = [KubePod(p["metadata"]["name"], p["status"]["podIP"]) for p in pods if _serves(p)]
     return sorted(serving, key=lambda p: _pod_index(p.name))
+
+
+def _runs_template(pod: Mapping, template: Mapping) -> bool:
+    """The pod runs every container of the role's template as written: same image, command and args
+    (RBG adds env, volumes and readiness gates, never changes those)."""
+    running = {c.get("name"): c for c in pod.get("spec", {}).get("containers", [])}
+    fields = ("image", "command", "args")
+    return all(
+        c.get("name") in running and all(running[c["name"]].get(f) == c.get(f) for f in fields)
+        for c in template.get("spec", {}).get("containers", [])
+    )
+
+
+def roles_not_rolled_out(rbg: Mapping, pods: Sequence[Mapping]) -> list[str]:
+    """Roles whose pods do not all serve the group's current spec yet, e.g. `vlm-prefill 0/1 updated, 1
+    old`. RBG's Ready condition cannot tell: it is written before the roles are reconciled and compares
+    only replicas with ready replicas, so it stays True through a template-only upgrade
+    (rbg internal/controller/workloads/rolebasedgroup_controller.go updateRBGStatus). A role is rolled
+    out when exactly its `replicas` pods exist, each serving the template's containers."""
+    lagging = []
+    for role in rbg.get("spec", {}).get("roles", []):
+        own = [p for p in pods if p.get("metadata", {}).get("labels", {}).get(ROLE_LABEL) == role["name"]]
+        template = role.get("standalonePattern", {}).get("template", {})
+        updated = sum(1 for p in own if _serves(p) and _runs_template(p, template))
+        wanted = int(role.get("replicas", 1))
+        if updated != wanted or len(own) != wanted:
+            lagging.append(f"{role['name']} {updated}/{wanted} updated, {len(own) - updated} old")
+    return lagging
 
 
 def _pod_index(name: str) -> int:
@@ -452,14 +484,27 @@ class KubeDeployment:
             raise KubeDeploymentError(f"expected one RoleBasedGroup in {self.namespace}, found {len(items)}")
         return items[0]
 
+    def _rollout_status(self, status: GroupStatus) -> GroupStatus:
+        """A Ready group is ready only once every role's pods run the current spec (roles_not_rolled_out)."""
+        if not status.ready:
+            return status
+        listing = self._kubectl(
+            "get", "pods", "-n", self.namespace, "-l", f"{GROUP_LABEL}={status.name}", "-o", "json"
+        )
+        lagging = roles_not_rolled_out(self.rbg, json.loads(listing.stdout).get("items", []))
+        return (
+            replace(status, ready=False, detail=f"rolling out: {'; '.join(lagging)}") if lagging else status
+        )
+
     def wait_ready(self, timeout: float | None = None) -> GroupStatus:
-        """Poll the RBG until Ready, printing a progress line whenever it changes."""
+        """Poll the RBG until Ready with every role's pods running its current spec, printing a progress
+        line whenever it changes."""
         timeout = self.target.ready_timeout if timeout is None else timeout
         deadline = self._clock() + timeout
         last = ""
         while True:
             self.rbg = self._get_group()
-            status = parse_group_status(self.rbg)
+            status = self._rollout_status(parse_group_status(self.rbg))
             line = progress_line(status)
             if line != last:
                 self._out(line)
