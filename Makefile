@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+SGLANG_VENV ?= .venv-sglang
 CHART := charts/sglang-epd
 VALUES ?= values-examples/qwen2.5-vl-7b-epd.yaml
 RELEASE ?= sglang-epd
@@ -24,7 +25,7 @@ LABELS ?=
 LOCUST_ARGS = --profile $(PROFILE) --slo $(SLO) -u $(USERS) -r $(USERS) -t $(DURATION) \
 	--results-dir $(RUN_DIR) --html $(RUN_DIR)/locust.html --csv $(RUN_DIR)/locust
 
-.PHONY: help setup parsers test lint render topology e2e demo loadtest loadtest-sim compare bench-sim docs clean
+.PHONY: help setup parsers sglang test lint render topology e2e demo loadtest loadtest-sim compare bench-sim docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,11 +43,19 @@ $(VENV)/.parsers: requirements/parsers.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -r requirements/parsers.txt
 	touch $@
 
+# Real SGLang with its dependencies, the simulator's oracle (see the file's header).
+$(SGLANG_VENV)/.installed: requirements/sglang.txt
+	$(PYTHON) -m venv $(SGLANG_VENV)
+	$(SGLANG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sglang.txt
+	touch $@
+
 setup: $(VENV)/.installed .tools/bin/helm .tools/bin/helm4  ## create .venv and install helm 3 and helm 4 into .tools/bin
 
 parsers: $(VENV)/.parsers  ## install SGLang's and sglang-router's real parsers (~1.9 GB, ~50 s) for the argv tests
 
-test: setup parsers  ## run the test suite (cluster tests skip without a cluster)
+sglang: $(SGLANG_VENV)/.installed  ## install real SGLang 0.5.23 into .venv-sglang (~11 GB, ~3 min) for the fidelity tests
+
+test: setup parsers sglang  ## run the test suite (cluster tests skip without a cluster)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff, helm lint --strict (Helm 3 and 4), values docs up to date
@@ -88,5 +97,5 @@ bench-sim: setup  ## simulator figures: 8-image TTFT vs encoders (1,2,4,8) again
 docs: setup  ## regenerate the values table in the chart README
 	$(PY) -m sglang_epd.chart_docs
 
-clean:  ## remove .venv, .tools and caches
-	rm -rf $(VENV) .tools .pytest_cache .ruff_cache results src/*.egg-info
+clean:  ## remove .venv, .venv-sglang, .tools and caches
+	rm -rf $(VENV) $(SGLANG_VENV) .tools .pytest_cache .ruff_cache results src/*.egg-info

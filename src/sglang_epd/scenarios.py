@@ -18,6 +18,7 @@ import aiohttp
 from .deploy.base import Deployment
 from .sim.client import ChatResult, chat_body, data_url, image_bytes, post_chat
 from .sim.config import Settings
+from .sim.encoder_registry import HEALTH_FAIL_THRESHOLD
 from .topology import Topology
 from .waiting import wait_for
 
@@ -48,12 +49,13 @@ async def ask(
     try:
         return await post_chat(session, url, body, timeout=600)
     except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-        # ValueError: a `data:` line that is not JSON, e.g. an error event written mid-stream.
+        # ValueError: a `data:` line that is not JSON (a stream cut in the middle of an event).
         return ChatResult(status=0, headers={"error": repr(error)})
 
 
 def succeeded(result: ChatResult) -> bool:
-    return result.status == 200 and result.done and result.client_ttft_ms is not None
+    """A 200 is not enough: SGLang streams errors after a 200 (serving_chat.py)."""
+    return result.status == 200 and result.done and result.client_ttft_ms is not None and result.error is None
 
 
 def sequential_requests(url: str, model: str, source: ImageSource, requests: int) -> list[ChatResult]:
@@ -311,13 +313,11 @@ def encoders_scaled_under_load(
 
 def eviction_window_s(topology: Topology) -> float:
     """How long after an encoder dies a language server may still send it work: until it has failed
-    enough health checks to be evicted (SGLang: every 10 s, evicted after 3 failures, each check
-    bounded by its timeout). The simulator's defaults are SGLang's; values files for the simulator may
-    shorten them with SGLANG_SIM_* variables in the rendered env, which real SGLang ignores."""
+    enough health checks to be evicted. SGLang's loop (srt/disaggregation/encoder/receiver.py,
+    EncoderBootstrapServer._health_check_loop) sleeps the interval, then probes with the timeout, and evicts
+    on the 3rd failure in a row, so at most 3 x (interval + timeout) pass. The settings are the ones the
+    chart renders on the language role (encoderDiscovery.healthCheck), SGLang's defaults otherwise."""
     language = next(iter(topology.language_roles()), None)
     env = language.container.get("env", []) if language else []
-    settings = Settings.from_env({e["name"]: str(e.get("value", "")) for e in env})
-    return (
-        settings.encoder_health_interval * (settings.encoder_evict_after + 1)
-        + settings.encoder_health_timeout
-    )
+    settings = Settings.from_env({e["name"]: str(e.get("value", "")) for e in env if "value" in e})
+    return HEALTH_FAIL_THRESHOLD * (settings.encoder_health_interval + settings.encoder_health_timeout)

@@ -4,6 +4,7 @@ pods really export: the simulated SGLang roles and the real router, run locally 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -86,6 +87,31 @@ def test_every_selector_is_scoped_to_the_group(title: str, expr: str) -> None:
     for name in names:
         for matchers in selectors(expr, name):
             assert all(scope in matchers for scope in SCOPE), f"{title}: {name}{matchers}"
+
+
+def sglang_exported_names() -> set[str]:
+    """Every sample name SGLang 0.5.23 can export: the `name="sglang:..."` its source declares, with the
+    suffixes prometheus_client adds (_bucket/_sum/_count of histograms, _total of counters)."""
+    spec = importlib.util.find_spec("sglang")
+    if spec is None or spec.origin is None:
+        pytest.skip("the sglang wheel is not installed (make parsers)")
+    declared = {
+        name
+        for path in Path(spec.origin).parent.rglob("*.py")
+        for name in re.findall(r'name="(sglang:[a-z0-9_:]+)"', path.read_text(errors="replace"))
+    }
+    suffixes = ("", "_bucket", "_sum", "_count", "_total")
+    return {name + suffix for name in declared for suffix in suffixes}
+
+
+def test_the_dashboard_reads_only_metrics_real_sglang_exports() -> None:
+    """The simulator's own metrics (sglang_sim:*) exist in no cluster: a panel on one stays empty there."""
+    real = sglang_exported_names()
+    for title, expr in ALL_QUERIES:
+        for name in metric_names(expr):
+            assert not name.startswith("sglang_sim:"), f"{title}: {name} is the simulator's own"
+            if name.startswith("sglang:"):
+                assert name in real, f"{title}: SGLang 0.5.23 declares no {name}"
 
 
 # metric_names and scrape_metric_names ---------------------------------------------------------------------

@@ -24,6 +24,7 @@ _addresses = (f"127.0.{b}.{c}" for b, c in itertools.cycle(itertools.product(ran
 FAST_ENV = {
     "SGLANG_SIM_LOAD_SECONDS": "0.05",
     "SGLANG_SIM_REGISTER_INTERVAL": "0.1",
+    "SGLANG_SIM_ENCODER_LISTEN_DELAY": "0.05",
     "SGLANG_SIM_LOG_LEVEL": "INFO",
 }
 
@@ -163,17 +164,24 @@ class Http:
 
         return asyncio.run(run())
 
-    def metric(self, url: str, name: str, **labels: str) -> float:
-        """Sum of the samples called `name` (with these labels) on url/metrics."""
-
+    @staticmethod
+    def _metrics_text(url: str) -> str:
         async def text() -> str:
             async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as response:
                 response.raise_for_status()
                 return await response.text()
 
+        return asyncio.run(text())
+
+    def metric_names(self, url: str) -> set[str]:
+        """The metric families url/metrics exports."""
+        return {family.name for family in text_string_to_metric_families(self._metrics_text(url))}
+
+    def metric(self, url: str, name: str, **labels: str) -> float:
+        """Sum of the samples called `name` (with these labels) on url/metrics."""
         return sum(
             sample.value
-            for family in text_string_to_metric_families(asyncio.run(text()))
+            for family in text_string_to_metric_families(self._metrics_text(url))
             for sample in family.samples
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
         )

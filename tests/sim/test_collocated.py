@@ -41,10 +41,10 @@ def test_stream_without_usage_ends_with_finish_chunk_and_done(server: SimServer,
     result = http.chat(server.url, chat_body("hi", max_tokens=2, stream=True))
     assert result.status == 200 and result.done
     assert [c["choices"][0]["delta"] for c in result.chunks] == [
-        {"role": "assistant", "content": ""},
-        {"content": " sim"},
-        {"content": " sim"},
-        {},
+        {"reasoning_content": None, "role": "assistant", "content": ""},
+        {"reasoning_content": None, "content": " sim"},
+        {"reasoning_content": None, "content": " sim"},
+        {"reasoning_content": None},
     ]
     assert "usage" not in result.chunks[-1] and result.usage is None
     assert result.chunks[-1]["sglang_sim"]["completion_tokens"] == 2

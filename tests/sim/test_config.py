@@ -77,13 +77,24 @@ def test_advertised_url_prefers_sglang_host_ip() -> None:
 
 
 def test_settings_defaults_are_sglangs() -> None:
+    """srt/environ.py and srt/disaggregation/encoder/http_server.py of SGLang 0.5.23."""
     settings = Settings.from_env({})
-    assert (settings.encoder_health_interval, settings.encoder_evict_after, settings.kv_timeout) == (
-        10,
-        3,
-        30,
+    assert (settings.encoder_health_interval, settings.encoder_health_timeout) == (10, 2)
+    assert (settings.encoder_evicted_ttl, settings.encode_timeout, settings.kv_timeout) == (600, 1800, 300)
+    assert (settings.register_interval, settings.dispatch_min_items) == (5, 2)
+
+
+def test_settings_read_sglangs_variables() -> None:
+    settings = Settings.from_env(
+        {
+            "SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "1",
+            "SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_TIMEOUT": "0.5",
+            "SGLANG_ENCODER_BOOTSTRAP_EVICTED_TTL": "0",
+            "SGLANG_DISAGGREGATION_WAITING_TIMEOUT": "7",
+        }
     )
-    assert (settings.register_attempts, settings.register_interval) == (30, 1.0)
+    assert (settings.encoder_health_interval, settings.encoder_health_timeout) == (1, 0.5)
+    assert (settings.encoder_evicted_ttl, settings.kv_timeout) == (0, 7)
 
 
 def test_host_map() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 
+import aiohttp
 import pytest
 
 from sglang_epd.sim.client import chat_body, data_url, image_bytes, wait_for
+from sglang_epd.waiting import http_status
 
 from .simproc import Http, SimLauncher, SimServer, free_port
 
@@ -36,7 +37,7 @@ def language_server(sims: SimLauncher) -> SimServer:
         "--language-only",
         "--enable-metrics",
         free_port_flags=(BOOT,),
-        env={"SGLANG_SIM_ENCODER_HEALTH_INTERVAL": "60"},
+        env={"SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "60"},
     )
 
 
@@ -86,7 +87,7 @@ def watching_language_server(sims: SimLauncher, watched_encoder: SimServer) -> S
         "--encoder-urls",
         watched_encoder.url,
         free_port_flags=(BOOT,),
-        env={"SGLANG_SIM_ENCODER_HEALTH_INTERVAL": "0.1"},
+        env={"SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "0.1"},
     )
 
 
@@ -99,7 +100,7 @@ def language_server_with_dead_encoder(sims: SimLauncher) -> SimServer:
         "--encoder-urls",
         dead,
         free_port_flags=(BOOT,),
-        env={"SGLANG_SIM_ENCODER_HEALTH_INTERVAL": "60"},
+        env={"SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "60"},
     )
 
 
@@ -108,13 +109,41 @@ def cached_encoder(sims: SimLauncher) -> SimServer:
     return sims.start("--encoder-only", "--enable-prefix-mm-cache", "--enable-metrics")
 
 
-def test_encoders_register_and_unregister(
+def test_sigint_unregisters_the_encoder(
     language_server: SimServer, two_encoders: list[SimServer], http: Http
 ) -> None:
+    """SGLang's atexit hook unregisters after a clean exit (SIGINT: uvicorn returns, atexit runs)."""
     assert sorted(known_encoders(http, language_server)) == sorted(e.url for e in two_encoders)
-    assert two_encoders[0].stop(signal.SIGTERM) == 0
+    assert two_encoders[0].stop(signal.SIGINT) == 0
     # Health checks run every 60 s here, so only the encoder's DELETE /unregister_encoder_url explains this.
-    wait_for(lambda: known_encoders(http, language_server) == [two_encoders[1].url], 5, "unregistration")
+    assert known_encoders(http, language_server) == [two_encoders[1].url]
+
+
+def test_sigterm_leaves_the_encoder_registered(
+    language_server: SimServer, two_encoders: list[SimServer], http: Http
+) -> None:
+    """SGLang 0.5.23 on SIGTERM (what the kubelet sends): uvicorn re-raises it and the atexit hook never
+    runs, so the stopped encoder stays listed until the health checks evict it."""
+    assert two_encoders[0].stop(signal.SIGTERM) == -signal.SIGTERM
+    assert sorted(known_encoders(http, language_server)) == sorted(e.url for e in two_encoders)
+    assert "unregistered" not in two_encoders[0].log()
+
+
+def test_registration_comes_before_listening(
+    sims: SimLauncher, language_server: SimServer, http: Http
+) -> None:
+    """launch_server starts the registration thread, then uvicorn: for a while the language server lists
+    an encoder that refuses connections."""
+    encoder = sims.start(
+        "--encoder-only",
+        "--encoder-register-urls",
+        language_server.port_url(BOOT),
+        env={"SGLANG_SIM_ENCODER_LISTEN_DELAY": "3"},
+        wait=False,
+    )
+    wait_for(lambda: known_encoders(http, language_server) == [encoder.url], 10, "the registration")
+    assert http_status(f"{encoder.url}/health") is None
+    sims.wait_healthy(encoder)
 
 
 def test_registration_retries_until_the_language_server_is_up(
@@ -139,13 +168,16 @@ def test_dead_encoder_is_evicted_after_3_failures_and_readded(
     assert known_encoders(http, language) == [watched_encoder.url]
     watched_encoder.stop(signal.SIGKILL)  # no unregistration: only health checks can notice
     wait_for(lambda: known_encoders(http, language) == [], 10, "eviction")
-    state = encoder_state(http, language, watched_encoder.url)
-    assert state["evicted"] and state["consecutive_failures"] >= 3
-    assert "failed 3 health checks" in language.log()
+    assert encoder_state(http, language, watched_encoder.url)["evicted"]
+    assert "after 3 consecutive failures" in language.log()
 
     sims.restart(watched_encoder)
     wait_for(lambda: known_encoders(http, language) == [watched_encoder.url], 10, "re-adding on recovery")
-    assert encoder_state(http, language, watched_encoder.url)["consecutive_failures"] == 0
+    assert encoder_state(http, language, watched_encoder.url) == {
+        "url": watched_encoder.url,
+        "evicted": False,
+        "consecutive_failures": 0,
+    }
 
 
 def test_8_images_on_2_encoders_split_4_and_4(
@@ -158,7 +190,7 @@ def test_8_images_on_2_encoders_split_4_and_4(
     assert sorted(p["image_indices"] for p in parts) == [[0, 1, 2, 3], [4, 5, 6, 7]]
     assert {p["url"] for p in parts} == {e.url for e in two_encoders}
     for encoder in two_encoders:
-        assert http.metric(encoder.url, "sglang_sim:encoder_images_total") == 4
+        assert http.metric(encoder.url, "sglang:encoder_mm_items_per_request_sum") == 4
         assert http.metric(encoder.url, "sglang:encoder_request_e2e_latency_seconds_count") == 1
         assert (
             http.metric(
@@ -168,11 +200,18 @@ def test_8_images_on_2_encoders_split_4_and_4(
         )
 
 
-def test_3_images_on_2_encoders_split_2_and_1(
+def test_3_images_on_2_encoders_split_in_list_order(
     language_server: SimServer, two_encoders: list[SimServer], http: Http
 ) -> None:
-    result = http.chat(language_server.url, chat_body("compare", images(3), max_tokens=1))
-    assert sorted(p["image_indices"] for p in result.sim["encoders"]) == [[0, 1], [2]]
+    """MMReceiver.encode: contiguous slices in the order the encoders are listed; which one gets the
+    larger share is random (_assign_items_by_modality)."""
+    listed = known_encoders(http, language_server)
+    splits = set()
+    for _ in range(12):
+        result = http.chat(language_server.url, chat_body("compare", images(3), max_tokens=1))
+        parts = sorted(result.sim["encoders"], key=lambda p: listed.index(p["url"]))
+        splits.add(tuple(tuple(p["image_indices"]) for p in parts))
+    assert splits == {((0, 1), (2,)), ((0,), (1, 2))}  # both, with probability 1 - 2 * 2**-12
 
 
 def test_encoder_order_is_shuffled_per_request(
@@ -196,22 +235,41 @@ def test_prefix_mm_cache_hits_cost_nothing(cached_encoder: SimServer, http: Http
     assert second["images"][0]["cache_hit"] is True
     assert first["timings"]["forward_ms"] == pytest.approx(5 + 0.03 * 2691)
     assert second["timings"]["forward_ms"] == 0
-    assert http.metric(cached_encoder.url, "sglang_sim:encoder_cache_hits_total") == 1
+    assert http.metric(cached_encoder.url, "sglang:encoder_cache_hit_files_total") == 1
 
 
-def test_no_known_encoder_fails_image_requests(language_server: SimServer, http: Http) -> None:
-    result = http.chat(language_server.url, chat_body("look", images(1)))
-    assert result.status == 500
-    assert "no vision weights" in result.error
-    assert http.chat(language_server.url, chat_body("text only", max_tokens=2)).status == 200
+def test_without_encoders_the_language_server_encodes_itself(language_server: SimServer, http: Http) -> None:
+    """A Qwen2.5-VL --language-only server keeps its vision tower (srt/models/qwen2_5_vl.py): broken
+    registration is slow, not failed (receiver.py, _send_encode_request)."""
+    result = http.chat(language_server.url, chat_body("look", images(2)))
+    assert result.status == 200, result.body
+    assert result.sim["encoders"] == [] and result.sim["encode_ms"] > 0
+    assert "processing without encoder disaggregation" in language_server.log()
 
 
-def test_unreachable_encoder_fails_the_request_at_once(
+def test_a_listed_dead_encoder_ends_the_language_server(
     language_server_with_dead_encoder: SimServer, http: Http
 ) -> None:
-    start = time.monotonic()
-    result = http.chat(language_server_with_dead_encoder.url, chat_body("look", images(2)))
-    assert result.status == 500
-    dead_url = language_server_with_dead_encoder.flag("--encoder-urls")
-    assert f"encoder {dead_url} failed" in result.error
-    assert time.monotonic() - start < 5
+    """SGLang 0.5.23: the failed dispatch kills the scheduler, and with it the whole server."""
+    server = language_server_with_dead_encoder
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        http.chat(server.url, chat_body("look", images(2), stream=True))
+    assert server.process.wait(10) == -signal.SIGKILL
+    assert "TypeError in output_streamer.stream_output" in server.log()
+
+
+def test_with_zmq_to_tokenizer_a_dead_encoder_fails_only_the_request(sims: SimLauncher, http: Http) -> None:
+    host = sims.address()
+    server = sims.start(
+        "--language-only",
+        "--encoder-transfer-backend",
+        "zmq_to_tokenizer",
+        "--encoder-urls",
+        f"http://{host}:{free_port(host)}",
+        free_port_flags=(BOOT,),
+        env={"SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "60"},
+    )
+    result = http.chat(server.url, chat_body("look", images(2), stream=True))
+    assert result.status == 200 and result.done  # the error is streamed (serving_chat.py)
+    assert "failed" in result.error
+    assert server.process.poll() is None

@@ -80,9 +80,10 @@ def test_pd_pair_streams_sse_from_decode(prefill: SimServer, decode: SimServer, 
     assert from_prefill.status == 200 and from_prefill.usage["completion_tokens"] == 1
     assert from_decode.status == 200 and from_decode.done
     chunks = from_decode.chunks
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert [c["choices"][0]["delta"] for c in chunks[1:5]] == [{"content": " sim"}] * 4
-    assert chunks[5]["choices"][0]["delta"] == {} and chunks[5]["choices"][0]["finish_reason"] == "length"
+    assert chunks[0]["choices"][0]["delta"] == {"reasoning_content": None, "role": "assistant", "content": ""}
+    assert [c["choices"][0]["delta"] for c in chunks[1:5]] == [{"reasoning_content": None, "content": " sim"}] * 4
+    assert chunks[5]["choices"][0]["delta"] == {"reasoning_content": None}
+    assert chunks[5]["choices"][0]["finish_reason"] == "length"
     assert chunks[6]["choices"] == [] and len(chunks) == 7
     assert all(c["object"] == "chat.completion.chunk" and c["id"] == chunks[0]["id"] for c in chunks)
     prompt_tokens = 15 + vision_tokens(640, 480)  # 60 characters of text ~ 15 tokens
@@ -91,12 +92,14 @@ def test_pd_pair_streams_sse_from_decode(prefill: SimServer, decode: SimServer, 
         "completion_tokens": 4,
         "total_tokens": prompt_tokens + 4,
         "prompt_tokens_details": None,
+        "reasoning_tokens": 0,
+        "completion_tokens_details": None,
     }
     sim = from_decode.sim
     assert sim["role"] == "decode" and sim["prefill"]["server"] == prefill.url
     assert sim["images"] == 1 and sim["encoders"] == [] and sim["prompt_tokens"] == prompt_tokens
     assert 0 < sim["ttft_ms"] <= sim["e2e_ms"] and sim["kv_wait_ms"] >= 0
-    assert http.metric(decode.url, "sglang:kv_transfer_latency_ms_count") == 1
+    assert http.metric(prefill.url, "sglang:kv_transfer_latency_ms_count") == 1
     assert http.metric(decode.url, "sglang:time_to_first_token_seconds_count") == 1
 
 
@@ -165,4 +168,4 @@ def test_epd_8_images_land_4_and_4(epd: dict, http: Http) -> None:
     assert all(p["forward_ms"] >= 4 * 85.7 for p in sim["encoders"])
     assert sim["encode_ms"] >= 4 * 85.7 and sim["ttft_ms"] > sim["encode_ms"]
     for encoder in encoders:
-        assert http.metric(encoder.url, "sglang_sim:encoder_images_total") == 4
+        assert http.metric(encoder.url, "sglang:encoder_mm_items_per_request_sum") == 4

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -19,6 +20,11 @@ def plain_server(sims: SimLauncher) -> SimServer:
 
 @pytest.fixture
 def slow_loading_server(sims: SimLauncher) -> SimServer:
+    return sims.start("--language-only", env={"SGLANG_SIM_LOAD_SECONDS": "1"}, wait=False)
+
+
+@pytest.fixture
+def slow_loading_encoder(sims: SimLauncher) -> SimServer:
     return sims.start("--encoder-only", env={"SGLANG_SIM_LOAD_SECONDS": "1"}, wait=False)
 
 
@@ -58,6 +64,14 @@ def test_health_is_503_while_loading(slow_loading_server: SimServer) -> None:
     wait_for(lambda: http_status(health) == 200, 30, "the end of loading")
 
 
+def test_encoder_listens_only_once_loaded(slow_loading_encoder: SimServer) -> None:
+    """SGLang's encoder runs uvicorn after the model loaded (encoder/http_server.py, launch_server): until
+    then nothing answers, and its first answer is a healthy one."""
+    health = f"{slow_loading_encoder.url}/health"
+    assert http_status(health) is None
+    assert wait_for(lambda: http_status(health), 30, "the encoder to listen") == 200
+
+
 def test_model_and_server_info(plain_server: SimServer, http: Http) -> None:
     status, models = http.get_json(f"{plain_server.url}/v1/models")
     assert status == 200 and models["data"][0]["id"] == "qwen2.5-vl-7b"
@@ -71,11 +85,18 @@ def test_model_and_server_info(plain_server: SimServer, http: Http) -> None:
     assert http_status(f"{plain_server.url}/generate") == 404
 
 
-def test_encoder_has_no_model_routes(encoder: SimServer, http: Http) -> None:
-    assert http_status(f"{encoder.url}/v1/models") == 404
-    assert http_status(f"{encoder.url}/model_info") == 404
-    status, info = http.get_json(f"{encoder.url}/server_info")
+def test_encoder_has_no_model_or_server_info_routes(encoder: SimServer, http: Http) -> None:
+    for path in ("/v1/models", "/model_info", "/server_info", "/get_server_info"):
+        assert http_status(f"{encoder.url}{path}") == 404, path
+    assert http_status(f"{encoder.url}/health_generate") == 200
+    status, info = http.get_json(f"{encoder.url}/sglang_sim/info")
     assert status == 200 and info["sglang_sim"]["role"] == "encoder"
+
+
+def test_encoder_exports_no_request_gauges(encoder: SimServer, http: Http) -> None:
+    assert http_status(f"{encoder.url}/metrics") == 200
+    for name in ("sglang:num_running_reqs", "sglang:num_queue_reqs"):
+        assert http.metric_names(encoder.url).isdisjoint({name}), name
 
 
 def test_metrics_only_with_enable_metrics(plain_server: SimServer, server_without_metrics: SimServer) -> None:
@@ -86,3 +107,9 @@ def test_metrics_only_with_enable_metrics(plain_server: SimServer, server_withou
 def test_sigterm_stops_cleanly(plain_server: SimServer) -> None:
     assert plain_server.stop() == 0
     assert "shutting down" in plain_server.log()
+
+
+def test_an_encoder_dies_of_sigterm_like_uvicorn(encoder: SimServer) -> None:
+    """uvicorn re-raises SIGTERM after its graceful shutdown: the process ends by the signal."""
+    assert encoder.stop() == -signal.SIGTERM
+    assert "shutting down" in encoder.log()

@@ -1,6 +1,7 @@
-"""Keeps one encoder pod registered with every language-only server, and takes it out before it stops.
+"""Keeps every language-only server's encoder list to the encoders that are up: each encoder pod is
+registered once it serves, taken out before it stops, and a dead one is taken out at once.
 
-Runs in the encoder pod with the SGLang image's python3 and the standard library only. Two actions:
+Runs with the SGLang image's python3 and the standard library only. Three actions:
 
   run   the `registrar` sidecar: once the local encoder's /health passes, register this pod's URL with
         every language server's EncoderBootstrapServer, then check every --interval seconds and register
@@ -9,6 +10,17 @@ Runs in the encoder pod with the SGLang image's python3 and the standard library
   stop  the preStop hook of the `sglang` container: unregister from every language server, keep serving
         for --drain-seconds so that work already dispatched here finishes, unregister again (in case the
         sidecar registered in the meantime), and return; only then does the kubelet send SGLang SIGTERM.
+  watch the `encoder-watcher` sidecar of every language-server pod: every --interval seconds, open a TCP
+        connection to each encoder the local EncoderBootstrapServer lists, and unregister the ones that do
+        not accept within --connect-timeout (a crashed container, a pod or node killed without preStop).
+
+Why the watcher: in SGLang 0.5.23 a request dispatched to an encoder that is listed but dead fails inside
+the language server's scheduler (srt/managers/scheduler_components/request_receiver.py, _apply_mm_receiver
+-> output_streamer.stream_output raises TypeError), which ends the whole server; the bootstrap server's own
+health checks take up to 3 x (interval + timeout) to evict it (receiver.py, _health_check_loop: 36 s by
+default). A TCP connect is not a health check: a busy encoder accepts connections (the kernel does) while
+its /health waits for the GPU, so the watcher never takes out an encoder for being busy, and the
+encoder's registrar puts back any encoder that is in fact up.
 
 Why not SGLang's own --encoder-register-urls (sglang 0.5.23, srt/disaggregation/encoder/http_server.py,
 _register_encoder_url_with_bootstrap and launch_server): it registers before uvicorn listens, gives up
@@ -30,6 +42,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 REQUEST_TIMEOUT_S = 5.0
@@ -110,10 +123,15 @@ def unregister_everywhere(args: argparse.Namespace) -> None:
             log(f"could not unregister from {server} ({error})")
 
 
-def run(args: argparse.Namespace) -> int:
+def stop_on_signals() -> threading.Event:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    return stopping
+
+
+def run(args: argparse.Namespace) -> int:
+    stopping = stop_on_signals()
     log(f"waiting for {args.health_url} before registering {args.encoder_url}")
     while not stopping.is_set():
         # Registered only while the local encoder answers: re-registering an encoder that the bootstrap
@@ -133,30 +151,70 @@ def stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def accepts_connections(url: str, timeout: float) -> bool:
+    parts = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def watch(args: argparse.Namespace) -> int:
+    stopping = stop_on_signals()
+    log(f"watching the encoders {args.server} lists, every {args.interval:g} s")
+    while not stopping.is_set():
+        try:
+            urls = listed(args.server) or []
+        except (OSError, ValueError):
+            urls = []  # the language server is not up (yet): nothing is dispatched either
+        for url in urls:
+            if stopping.is_set() or accepts_connections(url, args.connect_timeout):
+                continue
+            try:
+                status, text = http("DELETE", f"{args.server}/unregister_encoder_url", {"url": url})
+                log(f"{url} does not accept connections: unregistered ({status} {text.strip()})")
+            except OSError as error:
+                log(f"{url} does not accept connections; unregistering failed ({error})")
+        stopping.wait(args.interval)
+    return 0
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["run", "stop"])
-    parser.add_argument("--port", type=int, required=True, help="the encoder's --port")
-    targets = parser.add_mutually_exclusive_group(required=True)
+    actions = parser.add_subparsers(dest="action", required=True)
+    encoder_side = argparse.ArgumentParser(add_help=False)
+    encoder_side.add_argument("--port", type=int, required=True, help="the encoder's --port")
+    targets = encoder_side.add_mutually_exclusive_group(required=True)
     targets.add_argument("--bootstrap-urls", nargs="+", help="every language server's bootstrap URL")
     targets.add_argument("--bootstrap-service", help="headless Service of the language role (autoscaled)")
-    parser.add_argument("--bootstrap-port", type=int, default=8997)
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between checks")
-    parser.add_argument("--health-timeout", type=float, default=30.0, help="timeout of the local /health")
-    parser.add_argument("--drain-seconds", type=float, default=15.0, help="serving time after unregistering")
+    encoder_side.add_argument("--bootstrap-port", type=int, default=8997)
+    encoder_side.add_argument("--interval", type=float, default=10.0, help="seconds between checks")
+    encoder_side.add_argument("--health-timeout", type=float, default=30.0, help="local /health timeout")
+    encoder_side.add_argument("--drain-seconds", type=float, default=15.0, help="serving after unregistering")
+    actions.add_parser("run", parents=[encoder_side], help="the encoder pod's registrar sidecar")
+    actions.add_parser("stop", parents=[encoder_side], help="the encoder container's preStop hook")
+    watcher = actions.add_parser("watch", help="the language-server pod's encoder-watcher sidecar")
+    watcher.add_argument("--bootstrap-port", type=int, default=8997, help="--encoder-bootstrap-port here")
+    watcher.add_argument("--interval", type=float, default=1.0, help="seconds between checks")
+    watcher.add_argument("--connect-timeout", type=float, default=1.0, help="seconds a TCP connect may take")
     args = parser.parse_args(argv)
-    # The address SGLang itself would register (http_server.py: SGLANG_HOST_IP, the pod IP in the chart).
+    # The pod's address (SGLANG_HOST_IP, from status.podIP in the chart): what SGLang itself would register
+    # (http_server.py), and where the language server's bootstrap server listens.
     host = os.environ.get("SGLANG_HOST_IP")
     if not host:
-        parser.error("SGLANG_HOST_IP is not set: the chart sets it from status.podIP in the encoder pod")
-    base = url_of(host, args.port)
-    args.encoder_url, args.health_url = base, f"{base}/health"
+        parser.error("SGLANG_HOST_IP is not set: the chart sets it from status.podIP")
+    if args.action == "watch":
+        args.server = url_of(host, args.bootstrap_port)
+    else:
+        base = url_of(host, args.port)
+        args.encoder_url, args.health_url = base, f"{base}/health"
     return args
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    return run(args) if args.action == "run" else stop(args)
+    return {"run": run, "stop": stop, "watch": watch}[args.action](args)
 
 
 if __name__ == "__main__":

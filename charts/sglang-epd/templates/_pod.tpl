@@ -174,6 +174,9 @@ must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
 {{- $registrar := and (eq $key "encoder") (eq $v.encoderDiscovery.mode "dynamic") }}
 {{- $registrarArgs := list }}
 {{- if $registrar }}{{ $registrarArgs = fromYamlArray (include "sglang-epd.registrarArgs" $root) }}{{ end }}
+{{- $w := $v.encoderDiscovery.watcher }}
+{{- $watcher := and (eq $key (include "sglang-epd.languageRoleKey" $root)) (eq $v.encoderDiscovery.mode "dynamic") $w.enabled }}
+{{- $script := or $registrar $watcher }}
 {{- include "sglang-epd.checkExtraArgs" (list (printf "%s.extraArgs" $key) $args $role.extraArgs) }}
 {{- include "sglang-epd.checkExtraEnv" (list (printf "%s.extraEnv" $key) $role.extraEnv) }}
 {{- include "sglang-epd.podMetadata" (list $root $key) | trim }}
@@ -206,6 +209,17 @@ spec:
           valueFrom:
             fieldRef:
               fieldPath: status.podIP
+        {{- if eq $key (include "sglang-epd.languageRoleKey" $root) }}
+        {{- with $v.encoderDiscovery.healthCheck }}
+        # The EncoderBootstrapServer's checks of every encoder (encoderDiscovery.healthCheck).
+        - name: SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL
+          value: {{ .intervalSeconds | quote }}
+        - name: SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_TIMEOUT
+          value: {{ .timeoutSeconds | quote }}
+        - name: SGLANG_ENCODER_BOOTSTRAP_EVICTED_TTL
+          value: {{ .evictedTtlSeconds | quote }}
+        {{- end }}
+        {{- end }}
         {{- if and (eq $key "encoder") $role.prefixMmCache.enabled $role.prefixMmCache.sizeMb }}
         - name: SGLANG_VLM_CACHE_SIZE_MB
           value: {{ $role.prefixMmCache.sizeMb | quote }}
@@ -250,6 +264,39 @@ spec:
           mountPath: {{ dir (include "sglang-epd.registrarScript" $root) }}
           readOnly: true
         {{- end }}
+    {{- if $watcher }}
+    # Unregisters, within a second, an encoder that no longer accepts connections: a request sent to a dead
+    # encoder that is still listed ends SGLang's language server (chart README, "Encoder lifecycle").
+    - name: encoder-watcher
+      image: {{ include "sglang-epd.image" (list $root $role) }}
+      imagePullPolicy: {{ include "sglang-epd.imagePullPolicy" (list $root $role) }}
+      command:
+        - python3
+        - {{ include "sglang-epd.registrarScript" $root }}
+        - watch
+        - --bootstrap-port
+        - {{ $v.encoderDiscovery.bootstrapPort | quote }}
+        - --interval
+        - {{ $w.intervalSeconds | quote }}
+        - --connect-timeout
+        - {{ $w.connectTimeoutSeconds | quote }}
+      env:
+        # The language server's bootstrap server listens on the pod IP.
+        - name: SGLANG_HOST_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+      {{- with $w.resources }}
+      resources:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- include "sglang-epd.containerSecurityContext" (list $root false) | trim | nindent 8 }}
+      volumeMounts:
+        - name: encoder-registrar
+          mountPath: {{ dir (include "sglang-epd.registrarScript" $root) }}
+          readOnly: true
+    {{- end }}
     {{- if $registrar }}
     - name: registrar
       image: {{ include "sglang-epd.image" (list $root $role) }}
@@ -279,7 +326,7 @@ spec:
       emptyDir:
         medium: Memory
         sizeLimit: {{ $v.shmSize }}
-    {{- if $registrar }}
+    {{- if $script }}
     - name: encoder-registrar
       configMap:
         name: {{ include "sglang-epd.fullname" $root }}-encoder-registrar

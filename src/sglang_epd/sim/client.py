@@ -90,7 +90,12 @@ class ChatResult:
 
     @property
     def error(self) -> str | None:
-        return self.body.get("message") if self.body and self.body.get("object") == "error" else None
+        """The message of an error body, or of an error event in the stream (SGLang answers 200 and
+        streams the error when a request fails after validation)."""
+        if self.body and self.body.get("object") == "error":
+            return self.body.get("message")
+        streamed = next((c["error"] for c in self.chunks if "error" in c), None)
+        return str(streamed.get("message", streamed)) if isinstance(streamed, dict) else None
 
 
 async def post_chat(session: aiohttp.ClientSession, url: str, body: dict, timeout: float = 60) -> ChatResult:

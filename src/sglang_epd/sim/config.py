@@ -124,16 +124,26 @@ def parse_host_map(raw: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Settings:
-    """The simulator's own knobs (not the cost model), from SGLANG_SIM_* and SGLang's own variables."""
+    """The simulator's own knobs (not the cost model). Where SGLang has the knob, the variable and the
+    default are SGLang 0.5.23's (srt/environ.py, Envs), so a rendered env means the same to both."""
 
     load_seconds: float = 0.3
-    register_attempts: int = 30
-    register_interval: float = 1.0
+    # srt/disaggregation/encoder/http_server.py, _register_encoder_url_with_bootstrap: 5 s between tries
+    # (hard-coded there; SGLANG_SIM_REGISTER_INTERVAL only shortens the simulator's own tests).
+    register_interval: float = 5.0
+    # srt/environ.py: SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL / _TIMEOUT / _EVICTED_TTL.
     encoder_health_interval: float = 10.0
-    encoder_health_timeout: float = 5.0
-    encoder_evict_after: int = 3
-    encode_timeout: float = 60.0
-    kv_timeout: float = 30.0
+    encoder_health_timeout: float = 2.0
+    encoder_evicted_ttl: float = 600.0
+    # srt/environ.py: SGLANG_ENCODER_HTTP_TIMEOUT (the prefill's POST to an encoder).
+    encode_timeout: float = 1800.0
+    # srt/environ.py: SGLANG_DISAGGREGATION_WAITING_TIMEOUT (how long a decode waits for its KV).
+    kv_timeout: float = 300.0
+    # srt/environ.py: SGLANG_ENCODER_DISPATCH_MIN_ITEMS (with --enable-adaptive-dispatch-to-encoder, fewer
+    # images than this are encoded by the language server itself).
+    dispatch_min_items: int = 2
+    # The time between an encoder's registration and uvicorn listening (SGLang registers first).
+    encoder_listen_delay: float = 0.5
     default_max_tokens: int = 128
     max_running_requests: int = 256
     context_length: int = 128000
@@ -149,17 +159,20 @@ class Settings:
         d = cls()
         return cls(
             load_seconds=_env_float(env, "SGLANG_SIM_LOAD_SECONDS", d.load_seconds),
-            register_attempts=_env_int(env, "SGLANG_SIM_REGISTER_ATTEMPTS", d.register_attempts),
             register_interval=_env_float(env, "SGLANG_SIM_REGISTER_INTERVAL", d.register_interval),
             encoder_health_interval=_env_float(
-                env, "SGLANG_SIM_ENCODER_HEALTH_INTERVAL", d.encoder_health_interval
+                env, "SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL", d.encoder_health_interval
             ),
             encoder_health_timeout=_env_float(
-                env, "SGLANG_SIM_ENCODER_HEALTH_TIMEOUT", d.encoder_health_timeout
+                env, "SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_TIMEOUT", d.encoder_health_timeout
             ),
-            encoder_evict_after=_env_int(env, "SGLANG_SIM_ENCODER_EVICT_AFTER", d.encoder_evict_after),
-            encode_timeout=_env_float(env, "SGLANG_SIM_ENCODE_TIMEOUT", d.encode_timeout),
-            kv_timeout=_env_float(env, "SGLANG_SIM_KV_TIMEOUT", d.kv_timeout),
+            encoder_evicted_ttl=_env_float(
+                env, "SGLANG_ENCODER_BOOTSTRAP_EVICTED_TTL", d.encoder_evicted_ttl
+            ),
+            encode_timeout=_env_float(env, "SGLANG_ENCODER_HTTP_TIMEOUT", d.encode_timeout),
+            kv_timeout=_env_float(env, "SGLANG_DISAGGREGATION_WAITING_TIMEOUT", d.kv_timeout),
+            dispatch_min_items=_env_int(env, "SGLANG_ENCODER_DISPATCH_MIN_ITEMS", d.dispatch_min_items),
+            encoder_listen_delay=_env_float(env, "SGLANG_SIM_ENCODER_LISTEN_DELAY", d.encoder_listen_delay),
             default_max_tokens=_env_int(env, "SGLANG_SIM_DEFAULT_MAX_TOKENS", d.default_max_tokens),
             max_running_requests=_env_int(env, "SGLANG_SIM_MAX_RUNNING_REQS", d.max_running_requests),
             context_length=_env_int(env, "SGLANG_SIM_CONTEXT_LENGTH", d.context_length),
@@ -189,6 +202,13 @@ class SimConfig:
         if self.settings.host_ip:
             return self.settings.host_ip
         return "127.0.0.1" if self.args.host in ("0.0.0.0", "::", "") else self.args.host
+
+    @property
+    def encoder_transfer_backend(self) -> str:
+        """--encoder-transfer-backend with `auto` resolved: zmq_to_scheduler for Qwen2.5-VL (SGLang's
+        server_args resolution; the only model the simulator stands in for)."""
+        backend = self.args.encoder_transfer_backend
+        return "zmq_to_scheduler" if backend == "auto" else backend
 
     @property
     def url(self) -> str:

@@ -26,6 +26,10 @@ from .metrics import EncoderMetrics
 
 log = logging.getLogger(__name__)
 
+# srt/disaggregation/encoder/http_server.py, _register_encoder_url_with_bootstrap
+REGISTER_ATTEMPTS = 30
+REGISTER_TIMEOUT_S = 5.0
+
 
 class EmbeddingCache:
     """LRU of image hashes, sized like SGLang's (SGLANG_VLM_CACHE_SIZE_MB of embeddings)."""
@@ -44,14 +48,18 @@ class EmbeddingCache:
             return True
         return False
 
-    def put(self, key: str, size: int) -> None:
+    def put(self, key: str, size: int) -> int:
+        """Add an entry; returns how many older ones it evicted."""
         if size > self.capacity_bytes or key in self._entries:
-            return
+            return 0
         self._entries[key] = size
         self.used_bytes += size
+        evictions = 0
         while self.used_bytes > self.capacity_bytes:
             _, evicted = self._entries.popitem(last=False)
             self.used_bytes -= evicted
+            evictions += 1
+        return evictions
 
 
 def _ms(seconds: float) -> float:
@@ -64,7 +72,7 @@ class EncoderServer:
         self.cost = config.cost
         self.session = session
         self.gpu = Gpu()
-        self.metrics = EncoderMetrics(config.model_name, lambda: int(self.gpu.busy), lambda: self.gpu.waiting)
+        self.metrics = EncoderMetrics(config.model_name)
         settings = config.settings
         self.cache = (
             EmbeddingCache(int(settings.vlm_cache_size_mb * 1024 * 1024))
@@ -96,7 +104,10 @@ class EncoderServer:
             tokens = [self.cost.vision_tokens(w, h) for _, w, h, _ in images]
         except (ValueError, KeyError, TypeError) as exc:
             return web.json_response({"error": f"bad /encode body: {exc!r}"}, status=400)
-        self.metrics.images.inc(len(images))
+        metrics = self.metrics
+        metrics.of(metrics.requests_received).inc()
+        metrics.of(metrics.items_per_request).observe(len(images))
+        metrics.of(metrics.items_per_batch).observe(len(images))  # one request per batch here
         hits: list[bool] = []
         async with self.gpu.use() as waited:
             forward_ms = 0.0
@@ -106,23 +117,29 @@ class EncoderServer:
                 if not hit:
                     forward_ms += self.cost.encode_ms(n)
             await asyncio.sleep(forward_ms / 1000)
-            if self.cache is not None:
-                for (_, _, _, key), n, hit in zip(images, tokens, hits, strict=True):
-                    if not hit:
-                        self.cache.put(key, n * self.config.settings.embed_bytes_per_token)
         transfer_ms = self.cost.embed_transfer_ms(sum(tokens))
         await asyncio.sleep(transfer_ms / 1000)
         e2e = time.perf_counter() - received
 
-        missed = [n for n, hit in zip(tokens, hits, strict=True) if not hit]
-        self.metrics.vision_tokens.inc(sum(missed))
         if self.cache is not None:
-            self.metrics.cache_hits.inc(sum(hits))
-            self.metrics.cache_misses.inc(len(missed))
-        self.metrics.queue_wait.observe(waited)
-        self.metrics.forward.observe(forward_ms / 1000)
-        self.metrics.transfer.observe(transfer_ms / 1000)
-        self.metrics.e2e.observe(e2e)
+            evictions = sum(
+                self.cache.put(key, n * self.config.settings.embed_bytes_per_token)
+                for (_, _, _, key), n, hit in zip(images, tokens, hits, strict=True)
+                if not hit
+            )
+            hit_tokens = sum(n for n, hit in zip(tokens, hits, strict=True) if hit)
+            metrics.of(metrics.cache_hit_tokens).inc(hit_tokens)
+            metrics.of(metrics.cache_total_tokens).inc(sum(tokens))
+            metrics.of(metrics.cache_hit_files).inc(sum(hits))
+            metrics.of(metrics.cache_total_files).inc(len(images))
+            metrics.of(metrics.cache_evictions).inc(evictions)
+            metrics.cache_size_mb.labels(**metrics.labels).set(self.cache.used_bytes / (1024 * 1024))
+            metrics.cache_entries.labels(**metrics.labels).set(len(self.cache))
+        metrics.of(metrics.queue_wait).observe(waited)
+        metrics.of(metrics.forward).observe(forward_ms / 1000)
+        metrics.of(metrics.transfer, backend=self.config.encoder_transfer_backend).observe(transfer_ms / 1000)
+        metrics.of(metrics.e2e).observe(e2e)
+        metrics.of(metrics.requests, status="success").inc()
         return web.json_response(
             {
                 "rid": body.get("rid"),
@@ -142,8 +159,20 @@ class EncoderServer:
             }
         )
 
-    # Self-registration (--encoder-register-urls), after the model "loaded".
-    async def on_ready(self) -> None:
+    async def health(self) -> bool:
+        """SGLang's encoder /health (srt/disaggregation/encoder/http_server.py, health_generate): a dummy
+        encode of a tiny image under the encoder's dispatch lock, so a probe waits for the batch on the
+        GPU; healthy at once when traffic is pending once it has the lock (has_pending_embeddings)."""
+        if self.gpu.busy or self.gpu.waiting:
+            await self.gpu.released()
+            return True
+        async with self.gpu.use():
+            await asyncio.sleep(self.cost.encode_ms(self.cost.vision_tokens(32, 32)) / 1000)
+        return True
+
+    # SGLang's own registration (--encoder-register-urls), in SGLang's order: launch_server starts it after
+    # the model loaded and BEFORE uvicorn listens; it never registers again once it succeeded or gave up.
+    def start_registration(self) -> None:
         for url in self.config.args.encoder_register_urls:
             self._registration.append(asyncio.create_task(self._register(url.rstrip("/"))))
 
@@ -151,10 +180,12 @@ class EncoderServer:
         settings = self.config.settings
         body = {"url": self.config.url}
         last_error = ""
-        for attempt in range(1, settings.register_attempts + 1):
+        for attempt in range(1, REGISTER_ATTEMPTS + 1):
             try:
                 async with self.session.post(
-                    f"{bootstrap}/register_encoder_url", json=body, timeout=aiohttp.ClientTimeout(total=5)
+                    f"{bootstrap}/register_encoder_url",
+                    json=body,
+                    timeout=aiohttp.ClientTimeout(total=REGISTER_TIMEOUT_S),
                 ) as response:
                     if response.status == 200:
                         self._registered.append(bootstrap)
@@ -163,21 +194,20 @@ class EncoderServer:
                     last_error = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last_error = repr(exc)
-            if attempt < settings.register_attempts:
+            if attempt < REGISTER_ATTEMPTS:
                 log.info(
                     "registering with %s failed (attempt %d/%d: %s); retrying in %g s",
                     bootstrap,
                     attempt,
-                    settings.register_attempts,
+                    REGISTER_ATTEMPTS,
                     last_error,
                     settings.register_interval,
                 )
                 await asyncio.sleep(settings.register_interval)
         log.error(
-            "could not register %s with %s after %d attempts: %s",
-            self.config.url,
+            "Giving up on bootstrap %s after %d attempts (%s): this encoder never registers there again",
             bootstrap,
-            settings.register_attempts,
+            REGISTER_ATTEMPTS,
             last_error,
         )
 
@@ -185,7 +215,14 @@ class EncoderServer:
         for task in self._registration:
             task.cancel()
         await asyncio.gather(*self._registration, return_exceptions=True)
-        await asyncio.gather(*(self._unregister(url) for url in self._registered))
+
+    async def unregister_everywhere(self) -> None:
+        """SGLang's atexit hook (_unregister_encoder_url_from_bootstrap): every --encoder-register-urls
+        entry, 2 s each. It runs after uvicorn stopped, on a clean exit (SIGINT) only: uvicorn re-raises
+        SIGTERM, which ends the process before atexit."""
+        await asyncio.gather(
+            *(self._unregister(url.rstrip("/")) for url in self.config.args.encoder_register_urls)
+        )
 
     async def _unregister(self, bootstrap: str) -> None:
         try:

@@ -1,11 +1,12 @@
 """The language-only server's view of its encoders: the EncoderBootstrapServer on
---encoder-bootstrap-port, the health-check loop, and the /encode fan-out of a request's images.
+--encoder-bootstrap-port, its health-check loop, and the fan-out of a request's images.
 
-As in SGLang (facts/sglang-epd.md): static --encoder-urls are the initial set; encoders register and
-unregister themselves; every SGLANG_SIM_ENCODER_HEALTH_INTERVAL seconds (SGLang: 10) each known encoder's
-/health is checked, one failing 3 times in a row is evicted and checked on, and re-added when it recovers.
-A request's images are split evenly and in order over all active encoders, in an order shuffled per
-request.
+Mirrors SGLang 0.5.23, srt/disaggregation/encoder/receiver.py, EncoderBootstrapServer (held equal by
+tests/fidelity/test_bootstrap_server.py, which runs both): one list of active URLs, pre-filled with
+--encoder-urls and shared with the dispatch; register/unregister are idempotent; every
+SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL seconds (10; 0 disables) every active and evicted URL's
+/health is probed with a _TIMEOUT (2 s) budget; 3 failures in a row evict a URL; an evicted URL that
+answers again comes back; one evicted for _EVICTED_TTL seconds (600; 0 keeps it) is dropped for good.
 """
 
 from __future__ import annotations
@@ -15,125 +16,157 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 
 import aiohttp
 from aiohttp import web
 
 from .config import Settings
-from .cost import split_in_order
 from .errors import SimRequestError
 from .images import ImageInfo
 
 log = logging.getLogger(__name__)
 
-
-def normalize_url(url: object) -> str:
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ValueError(f"encoder url must be an http(s) URL, got {url!r}")
-    return url.strip().rstrip("/")
-
-
-@dataclass
-class KnownEncoder:
-    url: str
-    source: str  # "static" (--encoder-urls) or "registered"
-    failures: int = 0
-    evicted: bool = False
-    last_error: str | None = None
-
-    def snapshot(self) -> dict:
-        return {
-            "url": self.url,
-            "source": self.source,
-            "evicted": self.evicted,
-            "consecutive_failures": self.failures,
-            "last_error": self.last_error,
-        }
+HEALTH_FAIL_THRESHOLD = 3  # receiver.py, EncoderBootstrapServer.__init__: _health_fail_threshold
+MISSING_URL = "Missing or empty 'url' field"  # receiver.py, EncoderBootstrapServer._register
 
 
 class EncoderRegistry:
-    def __init__(self, static_urls: list[str], settings: Settings) -> None:
+    def __init__(
+        self, static_urls: list[str], settings: Settings, clock: Callable[[], float] = time.time
+    ) -> None:
         self.settings = settings
-        self._encoders: dict[str, KnownEncoder] = {}
-        for url in static_urls:
-            url = normalize_url(url)
-            self._encoders[url] = KnownEncoder(url, "static")
+        self._clock = clock
+        self._urls: list[str] = list(static_urls)
+        self._fail_counts: dict[str, int] = {}
+        self._evicted: dict[str, float] = {}  # url -> when it was evicted
 
     def active(self) -> list[str]:
-        return [e.url for e in self._encoders.values() if not e.evicted]
+        return list(self._urls)
 
     def snapshot(self) -> list[dict]:
-        return [e.snapshot() for e in self._encoders.values()]
+        known = dict.fromkeys(self._urls + list(self._evicted))
+        return [
+            {
+                "url": url,
+                "evicted": url in self._evicted,
+                "consecutive_failures": self._fail_counts.get(url, 0),
+            }
+            for url in known
+        ]
 
-    def register(self, url: str) -> None:
-        known = self._encoders.get(url)
-        if known is None:
-            self._encoders[url] = KnownEncoder(url, "registered")
-            log.info("encoder %s registered", url)
-        elif known.evicted or known.failures:
-            known.evicted, known.failures = False, 0
-            log.info("encoder %s registered again", url)
+    def register(self, url: str) -> bool:
+        self._fail_counts.pop(url, None)
+        self._evicted.pop(url, None)
+        if url in self._urls:
+            return False
+        self._urls.append(url)
+        log.info("Registered encoder URL: %s", url)
+        return True
 
     def unregister(self, url: str) -> bool:
-        removed = self._encoders.pop(url, None) is not None
-        log.info("encoder %s unregistered%s", url, "" if removed else " (was not known)")
+        """An explicit unregister also forgets an evicted URL, so that it does not come back."""
+        removed = url in self._urls or url in self._evicted
+        if url in self._urls:
+            self._urls.remove(url)
+        self._evicted.pop(url, None)
+        self._fail_counts.pop(url, None)
+        if removed:
+            log.info("Unregistered encoder URL: %s", url)
         return removed
 
     async def check_once(self, session: aiohttp.ClientSession) -> None:
-        encoders = list(self._encoders.values())
-        results = await asyncio.gather(*(self._healthy(session, e.url) for e in encoders))
-        for encoder, error in zip(encoders, results, strict=True):
-            if self._encoders.get(encoder.url) is not encoder:
-                continue  # unregistered meanwhile
-            if error is None:
-                if encoder.evicted:
-                    log.info("encoder %s is healthy again: re-added", encoder.url)
-                encoder.failures, encoder.evicted, encoder.last_error = 0, False, None
+        """One pass of the health-check loop (the part after its sleep)."""
+        now = self._clock()
+        ttl = self.settings.encoder_evicted_ttl
+        expired = [url for url, at in self._evicted.items() if ttl > 0 and now - at >= ttl]
+        for url in expired:
+            self._evicted.pop(url, None)
+            self._fail_counts.pop(url, None)
+        if expired:
+            log.warning(
+                "Health check permanently dropped %d encoder(s) after %gs unhealthy: %s",
+                len(expired),
+                ttl,
+                expired,
+            )
+        candidates = list(dict.fromkeys(self._urls + list(self._evicted)))
+        if not candidates:
+            return
+        results = await asyncio.gather(*(self._probe(session, url) for url in candidates))
+        for url, ok in zip(candidates, results, strict=True):
+            if ok:
+                self._fail_counts.pop(url, None)
+                if url in self._evicted:
+                    del self._evicted[url]
+                    if url not in self._urls:
+                        self._urls.append(url)
+                    log.info("Health check revived encoder %s", url)
                 continue
-            encoder.failures += 1
-            encoder.last_error = error
-            if not encoder.evicted and encoder.failures >= self.settings.encoder_evict_after:
-                encoder.evicted = True
-                log.warning(
-                    "encoder %s failed %d health checks (%s): evicted", encoder.url, encoder.failures, error
-                )
+            if url in self._evicted:
+                continue
+            count = self._fail_counts.get(url, 0) + 1
+            self._fail_counts[url] = count
+            if count >= HEALTH_FAIL_THRESHOLD:
+                if url in self._urls:
+                    self._urls.remove(url)
+                self._evicted[url] = now
+                self._fail_counts.pop(url, None)
+                log.warning("Health check evicted encoder %s after %d consecutive failures", url, count)
 
-    async def _healthy(self, session: aiohttp.ClientSession, url: str) -> str | None:
+    async def _probe(self, session: aiohttp.ClientSession, url: str) -> bool:
         try:
             async with session.get(
                 f"{url}/health", timeout=aiohttp.ClientTimeout(total=self.settings.encoder_health_timeout)
             ) as response:
-                return None if response.status == 200 else f"HTTP {response.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return repr(exc)
+                return response.status == 200
+        except Exception:
+            return False
 
     async def run_health_checks(self, session: aiohttp.ClientSession) -> None:
+        if self.settings.encoder_health_interval <= 0:
+            return
         while True:
             await asyncio.sleep(self.settings.encoder_health_interval)
             await self.check_once(session)
 
 
 def bootstrap_app(registry: EncoderRegistry) -> web.Application:
-    """The EncoderBootstrapServer's HTTP API, with SGLang 0.5.23's answers (srt/disaggregation/encoder/
-    receiver.py, EncoderBootstrapServer): "OK" to register and unregister (idempotent, an unknown URL
-    too), 400 {"error": ...} without a url, {"encoder_urls": [...]} from the list."""
+    """The EncoderBootstrapServer's HTTP API with SGLang's answers: "OK" to register and unregister
+    (idempotent, an unknown URL too), 400 {"error": ...} without a url, 422 for a body that is not a
+    JSON object (FastAPI's validation of `data: dict`), {"encoder_urls": [...]} from the list."""
 
-    async def read_url(request: web.Request) -> str:
+    async def read_url(request: web.Request) -> object:
         try:
-            return normalize_url((await request.json()).get("url"))
-        except (ValueError, AttributeError) as exc:
-            raise web.HTTPBadRequest(
-                text=json.dumps({"error": f"Missing or empty 'url' field ({exc})"}),
+            data = await request.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise web.HTTPUnprocessableEntity(
+                text=json.dumps(
+                    {
+                        "detail": [
+                            {
+                                "type": "dict_type",
+                                "loc": ["body"],
+                                "msg": "Input should be a valid dictionary",
+                            }
+                        ]
+                    }
+                ),
                 content_type="application/json",
-            ) from None
+            )
+        url = data.get("url")
+        if not url:
+            raise web.HTTPBadRequest(text=json.dumps({"error": MISSING_URL}), content_type="application/json")
+        return url
 
     async def register(request: web.Request) -> web.Response:
-        registry.register(await read_url(request))
+        registry.register(await read_url(request))  # type: ignore[arg-type]
         return web.Response(text="OK")
 
     async def unregister(request: web.Request) -> web.Response:
-        registry.unregister(await read_url(request))
+        registry.unregister(await read_url(request))  # type: ignore[arg-type]
         return web.Response(text="OK")
 
     async def list_urls(_: web.Request) -> web.Response:
@@ -171,7 +204,7 @@ async def _encode_part(
             result = await response.json()
     except TimeoutError:
         raise SimRequestError(
-            f"encoder {url} did not answer /encode within {timeout:g} s (SGLANG_SIM_ENCODE_TIMEOUT)",
+            f"encoder {url} did not answer /encode within {timeout:g} s (SGLANG_ENCODER_HTTP_TIMEOUT)",
             status=500,
         ) from None
     except aiohttp.ClientError as exc:
@@ -192,6 +225,30 @@ async def _encode_part(
     }
 
 
+def assign_counts(items: int, encoders: int) -> list[int]:
+    """How many of a request's images each encoder (in list order) gets: SGLang's
+    MMReceiver._assign_items_by_modality (receiver.py) for one modality, with its random shuffle of the
+    encoder positions, so the same random state gives the same counts (tests/fidelity)."""
+    positions = list(range(encoders))
+    random.shuffle(positions)
+    base, remainder = divmod(items, encoders)
+    counts = [0] * encoders
+    for i in range(encoders):
+        counts[positions[i]] = base + (1 if i < remainder else 0)
+    return counts
+
+
+def dispatch_plan(images: list[ImageInfo], encoders: list[str]) -> list[tuple[str, list[ImageInfo]]]:
+    """(encoder URL, its images) for every encoder that gets any: contiguous slices in list order, as
+    MMReceiver.encode cuts them."""
+    plan, start = [], 0
+    for url, count in zip(encoders, assign_counts(len(images), len(encoders)), strict=True):
+        if count:
+            plan.append((url, images[start : start + count]))
+            start += count
+    return plan
+
+
 async def encode_remotely(
     session: aiohttp.ClientSession,
     encoders: list[str],
@@ -200,21 +257,12 @@ async def encode_remotely(
     timeout: float,
 ) -> list[dict]:
     """POST each encoder its share of `images`, all at once; one failure fails the request."""
-    if not encoders:
-        raise SimRequestError(
-            "no encoder is known to this --language-only server, so it would process the images itself, "
-            "but it has no vision weights: start encoders with --encoder-register-urls pointing at this "
-            "server's encoder bootstrap port, or pass --encoder-urls",
-            status=500,
-        )
-    order = list(encoders)
-    random.shuffle(order)
-    shares = split_in_order(images, len(order))
+    plan = dispatch_plan(images, encoders)
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(_encode_part(session, url, request_id, part, len(shares), share, timeout))
-                for part, (url, share) in enumerate(zip(order, shares, strict=False))
+                group.create_task(_encode_part(session, url, request_id, part, len(plan), share, timeout))
+                for part, (url, share) in enumerate(plan)
             ]
     except ExceptionGroup as failures:
         first = failures.exceptions[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 
 class SimRequestError(Exception):
     """A request failed; `status` is the HTTP status, the message says why in SGLang's terms."""
@@ -11,6 +13,11 @@ class SimRequestError(Exception):
         self.message = message
         self.status = status
         self.err_type = err_type or ("BadRequestError" if status < 500 else "InternalServerError")
+
+    @property
+    def status_name(self) -> str:
+        """The error type SGLang streams: the HTTPStatus name of the abort (serving_chat.py)."""
+        return HTTPStatus(self.status).name
 
     def body(self) -> dict:
         """SGLang's ErrorResponse shape."""

@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from typing import NoReturn
 
 import aiohttp
 from aiohttp import web
@@ -42,6 +45,23 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
 
+def die_of_dispatch_error(error: SimRequestError) -> NoReturn:
+    """SGLang 0.5.23's language-only server when a request's encoder dispatch fails (a dead encoder still
+    listed, an encoder error or timeout): the scheduler aborts the request in
+    srt/managers/scheduler_components/request_receiver.py (_apply_mm_receiver), output_streamer.stream_output
+    raises TypeError, the scheduler dies and SGLang kills its whole process tree (engine.py, the SIGQUIT
+    handler: kill_process_tree). Every request on the server is lost."""
+    log.critical(
+        "Scheduler hit an exception: TypeError in output_streamer.stream_output via "
+        "request_receiver._apply_mm_receiver, aborting a request whose encoder dispatch failed (%s). "
+        "Received sigquit from a child process. It usually means the child failed.",
+        error.message,
+    )
+    logging.shutdown()
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
 class GenerationServer:
     def __init__(self, config: SimConfig, session: aiohttp.ClientSession) -> None:
         self.config = config
@@ -60,6 +80,9 @@ class GenerationServer:
             EncoderRegistry(config.args.encoder_urls, self.settings) if self.role.uses_encoders else None
         )
         self.kv_store = KvStore() if self.role.is_prefill else None
+        # Where the embeddings come back to the scheduler (zmq_to_scheduler, which `auto` is for Qwen2.5-VL,
+        # or mooncake), a failed dispatch ends the whole server (die_of_dispatch_error).
+        self.dispatch_error_ends_server = config.encoder_transfer_backend != "zmq_to_tokenizer"
         self.prefill_waiting = 0
         self.prefilling = 0
         self.metrics = GenerationMetrics(config.model_name, self._running, self._queued)
@@ -132,8 +155,23 @@ class GenerationServer:
             if self.kv_store is not None and chat is not None and chat.has_bootstrap:
                 self.kv_store.publish(chat.bootstrap_room, {"error": exc.message})  # type: ignore[arg-type]
             log.warning("request failed (HTTP %d): %s", exc.status, exc.message)
+            if chat is not None and chat.stream and exc.status >= 500:
+                return await self._stream_error(request, exc)
             return web.json_response(exc.body(), status=exc.status)
         return await self._respond(request, chat, prompt_tokens, tokens, timings, received)
+
+    @staticmethod
+    async def _stream_error(request: web.Request, error: SimRequestError) -> web.StreamResponse:
+        """A streamed request that failed after validation: SGLang has already committed to a 200 stream
+        (serving_chat.py, _handle_streaming_request waits for the first chunk, and an abort is that chunk)."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        await response.write(openai_api.stream_error(error))
+        await response.write(SSE_DONE)
+        await response.write_eof()
+        return response
 
     async def _read_json(self, request: web.Request) -> object:
         raw = await request.read()
@@ -142,6 +180,22 @@ class GenerationServer:
             return json.loads(raw) if len(raw) < 256 * 1024 else await asyncio.to_thread(json.loads, raw)
         except ValueError as exc:
             raise SimRequestError(f"the request body is not valid JSON: {exc}") from None
+
+    def _encoders_for(self, chat: ChatRequest, images: int) -> list[str]:
+        """The encoders a request's images go to; none means this server encodes them itself, as a
+        Qwen2.5-VL language-only server can: it loads the vision tower too (srt/models/qwen2_5_vl.py)."""
+        if not images or self.encoders is None:
+            return []
+        if self.config.args.enable_adaptive_dispatch_to_encoder and images < self.settings.dispatch_min_items:
+            return []  # tokenizer_manager.py, _should_dispatch_to_encoder: SGLANG_ENCODER_DISPATCH_MIN_ITEMS
+        encoders = self.encoders.active()
+        if not encoders:
+            # receiver.py, MMReceiver._send_encode_request: slow, not failed.
+            log.warning(
+                "No encoder URLs available for request %s; processing without encoder disaggregation.",
+                chat.request_id,
+            )
+        return encoders
 
     @asynccontextmanager
     async def _prefill_turn(self) -> AsyncIterator[float]:
@@ -178,15 +232,17 @@ class GenerationServer:
             prompt_tokens=prompt_tokens,
         )
         local_encode_ms = 0.0
-        if prompt.images and self.encoders is not None:
+        encoders = self._encoders_for(chat, len(prompt.images))
+        if encoders:
             start = time.perf_counter()
-            parts = await encode_remotely(
-                self.session,
-                self.encoders.active(),
-                chat.request_id,
-                list(prompt.images),
-                self.settings.encode_timeout,
-            )
+            try:
+                parts = await encode_remotely(
+                    self.session, encoders, chat.request_id, list(prompt.images), self.settings.encode_timeout
+                )
+            except SimRequestError as error:
+                if self.dispatch_error_ends_server:
+                    die_of_dispatch_error(error)
+                raise
             timings["encode_ms"] = _ms(time.perf_counter() - start)
             timings["encoders"] = parts
             for part in parts:
@@ -205,6 +261,8 @@ class GenerationServer:
         if self.kv_store is None:
             return prompt_tokens, self._first_then_decode(chat.max_tokens)
         prefill_timings = dict(timings, ttft_ms=_ms(time.perf_counter() - received))
+        # The sender records the transfer (srt/disaggregation/prefill.py: metrics_reporter.kv_transfer_latency_ms).
+        self.metrics.kv_transfer_ms.observe(self.cost.kv_transfer_ms(prompt_tokens))
         self.kv_store.publish(
             chat.bootstrap_room,  # type: ignore[arg-type]
             {
@@ -230,7 +288,6 @@ class GenerationServer:
         prompt_tokens = int(record["prompt_tokens"])
         transfer_ms = self.cost.kv_transfer_ms(prompt_tokens)
         await asyncio.sleep(transfer_ms / 1000)
-        self.metrics.kv_transfer_ms.observe(transfer_ms)
         prefill = record.get("prefill", {})
         timings.update({k: prefill[k] for k in PREFILL_FIELDS if k in prefill})
         timings.update(

@@ -19,8 +19,14 @@ class Gpu:
 
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.waiting = 0
         self.busy = False
+
+    async def released(self) -> None:
+        """Wait until the batch now on the GPU is done (not for the ones queued behind it)."""
+        await self._idle.wait()
 
     @asynccontextmanager
     async def use(self) -> AsyncIterator[float]:
@@ -32,10 +38,12 @@ class Gpu:
         finally:
             self.waiting -= 1
         self.busy = True
+        self._idle.clear()
         try:
             yield time.perf_counter() - start
         finally:
             self.busy = False
+            self._idle.set()
             self._lock.release()
 
 

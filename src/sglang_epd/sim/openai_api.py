@@ -1,10 +1,13 @@
-"""The OpenAI chat-completions wire format as SGLang writes it (docs/simulator.md, "Streaming").
+"""The OpenAI chat-completions wire format as SGLang 0.5.23 writes it (docs/simulator.md, "Streaming"),
+held byte for byte to SGLang's own builders by tests/fidelity/test_openai_wire.py.
 
-A stream is `data: {json}\\n\\n` events: a role-only first chunk (`{"role": "assistant", "content": ""}`),
-one chunk per token, a chunk with an empty delta and the finish_reason, a usage chunk with empty
-`choices` only when `stream_options.include_usage` is set (or the server runs with
---stream-response-default-include-usage), then `data: [DONE]`. The simulator adds a `sglang_sim`
-object to the last JSON chunk.
+A stream is `data: {json}\\n\\n` events: a first chunk with the role (srt/entrypoints/openai/sse_utils.py,
+build_sse_content: every delta carries `reasoning_content`, null here), one chunk per token, a chunk with
+only the finish_reason, a usage chunk with empty `choices` only when `stream_options.include_usage` is set
+(or the server runs with --stream-response-default-include-usage), then `data: [DONE]`. A request that fails
+after validation is answered 200 with an error event, then `data: [DONE]` (serving_chat.py,
+_generate_chat_stream; serving_base.py, create_streaming_error_response). The simulator adds a
+`sglang_sim` object to the last JSON chunk.
 """
 
 from __future__ import annotations
@@ -99,12 +102,21 @@ def parse_chat_request(
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    """protocol.py UsageInfo, serialized."""
     return {
         "prompt_tokens": prompt_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "completion_tokens": completion_tokens,
         "prompt_tokens_details": None,
+        "reasoning_tokens": 0,
+        "completion_tokens_details": None,
     }
+
+
+def stream_error(error: SimRequestError) -> bytes:
+    """The in-stream error event: `json.dumps` with its default separators, as SGLang writes it."""
+    body = {"object": "error", "message": error.message, "type": error.status_name, "param": None}
+    return f"data: {json.dumps({'error': {**body, 'code': error.status}})}\n\n".encode()
 
 
 class ChunkWriter:
@@ -130,7 +142,7 @@ class ChunkWriter:
     def _choice(delta: dict, finish_reason: str | None = None) -> dict:
         return {
             "index": 0,
-            "delta": delta,
+            "delta": {"reasoning_content": None, **delta},  # sse_utils.py StreamDelta: always serialized
             "logprobs": None,
             "finish_reason": finish_reason,
             "matched_stop": None,

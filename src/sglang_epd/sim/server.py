@@ -1,9 +1,17 @@
-"""The process: parse SGLang's flags, serve the role's HTTP API (plus its bootstrap servers), pretend
-to load the model for SGLANG_SIM_LOAD_SECONDS, and shut down cleanly on SIGTERM/SIGINT."""
+"""The process: parse SGLang's flags, pretend to load the model for SGLANG_SIM_LOAD_SECONDS, serve the
+role's HTTP API (plus its bootstrap servers), and stop on SIGTERM/SIGINT in SGLang's order.
+
+Start-up and shutdown follow SGLang 0.5.23. A generating server listens while it loads (/health 503).
+An encoder (srt/disaggregation/encoder/http_server.py, launch_server) loads, starts its
+--encoder-register-urls registration, and only then listens (uvicorn.run); on SIGTERM or SIGINT uvicorn
+stops accepting and finishes the requests it has; after SIGINT the atexit hook unregisters, after SIGTERM
+uvicorn re-raises the signal and the process dies without unregistering.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -24,6 +32,8 @@ log = logging.getLogger("sglang_epd.sim")
 VERSION = "0.5.23"  # the SGLang release the simulated protocols were read from
 MAX_BODY_BYTES = 1 << 30  # SGLang takes large multimodal bodies (eight 1080p images are ~10 MB)
 ARCHITECTURE = "Qwen2_5_VLForConditionalGeneration"
+ENCODER_HEALTH_TIMEOUT_S = 30.0  # srt/disaggregation/encoder/http_server.py, HEALTH_CHECK_TIMEOUT
+SHUTDOWN_TIMEOUT_S = 30.0  # requests in progress may finish after SIGTERM (uvicorn's graceful shutdown)
 
 
 class Process:
@@ -39,11 +49,12 @@ class Process:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         routes = app.router
         routes.add_get("/health", self.health)
-        routes.add_get("/server_info", self.server_info)
-        routes.add_get("/get_server_info", self.server_info)
+        routes.add_get("/health_generate", self.health)
         routes.add_get("/metrics", self.metrics)
-        if self.config.role.generates:  # an SGLang encoder server has no model info routes
-            routes.add_get("/health_generate", self.health)
+        routes.add_get("/sglang_sim/info", self.server_info)
+        if self.config.role.generates:  # an SGLang encoder server has no server or model info routes
+            routes.add_get("/server_info", self.server_info)
+            routes.add_get("/get_server_info", self.server_info)
             routes.add_get("/v1/models", self.models)
             routes.add_get("/model_info", self.model_info)
             routes.add_get("/get_model_info", self.model_info)
@@ -54,6 +65,12 @@ class Process:
     async def health(self, _: web.Request) -> web.Response:
         if not self.ready:
             return web.Response(status=503, text="loading")
+        if isinstance(self.role_server, EncoderServer):
+            try:
+                async with asyncio.timeout(ENCODER_HEALTH_TIMEOUT_S):
+                    await self.role_server.health()
+            except TimeoutError:
+                return web.Response(status=503)
         return web.Response(text="")
 
     async def not_simulated(self, request: web.Request) -> web.Response:
@@ -129,43 +146,66 @@ class Process:
         return web.Response(body=self.role_server.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-async def serve(config: SimConfig) -> None:
+async def serve(config: SimConfig) -> int | None:
+    """Run until SIGTERM or SIGINT; return the signal that stopped the process."""
+    received: list[int] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, lambda signum=signum: (received.append(signum), stop.set()))
 
     session = client_session(dict(config.settings.hosts))
     role_server: EncoderServer | GenerationServer = (
         EncoderServer(config, session) if config.role is Role.ENCODER else GenerationServer(config, session)
     )
     process = Process(config, role_server)
-    host = config.args.host
     runners: list[web.AppRunner] = []
-    try:
+
+    async def listen() -> None:
         sites = [("HTTP", process.app(), config.args.port), *role_server.extra_sites()]
         for name, app, port in sites:
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, host, port).start()
-            log.info("%s server of the %s role listening on %s:%d", name, config.role.value, host, port)
+            await web.TCPSite(runner, config.args.host, port).start()
+            log.info(
+                "%s server of the %s role listening on %s:%d", name, config.role.value, config.args.host, port
+            )
 
-        loading = asyncio.create_task(asyncio.sleep(config.settings.load_seconds))
-        stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({loading, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    async def unless_stopped(seconds: float) -> bool:
+        """Sleep; False when a signal came first."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await stop.wait()
+        return not stop.is_set()
+
+    try:
+        if isinstance(role_server, EncoderServer):
+            if await unless_stopped(config.settings.load_seconds):
+                process.ready = True
+                role_server.start_registration()
+                if await unless_stopped(config.settings.encoder_listen_delay):
+                    await listen()
+        else:
+            await listen()
+            if await unless_stopped(config.settings.load_seconds):
+                process.ready = True
+                await role_server.on_ready()
         if not stop.is_set():
-            process.ready = True
             log.info("the simulated model is loaded: %s is ready", config.url)
-            await role_server.on_ready()
-        await stopped
-        loading.cancel()
+        await stop.wait()
         log.info("shutting down")
+        for runner in reversed(runners):
+            await runner.cleanup()
+        runners.clear()
         await role_server.shutdown()
+        if isinstance(role_server, EncoderServer) and received[0] == signal.SIGINT:
+            await role_server.unregister_everywhere()
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
         await session.close()
+    return received[0] if received else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -184,8 +224,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.role is Role.DECODE and (config.args.language_only or config.args.encoder_urls):
         log.warning("a decode server takes no EPD flags; --language-only and --encoder-urls are ignored")
     try:
-        asyncio.run(serve(config))
+        stopped_by = asyncio.run(serve(config))
     except OSError as exc:
         print(f"error: cannot serve on {config.args.host}: {exc}", file=sys.stderr)
         return 1
+    if config.role is Role.ENCODER and stopped_by == signal.SIGTERM:
+        # uvicorn re-raises SIGTERM after its graceful shutdown: the process dies of it, atexit never runs.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
     return 0
