@@ -17,6 +17,8 @@ GROUP_LABEL = "rbg.workloads.x-k8s.io/group-name"
 ROLE_LABEL = "rbg.workloads.x-k8s.io/role-name"
 # The encoder pod's sidecar that registers it with the language servers (files/encoder-registrar.py).
 REGISTRAR_CONTAINER = "registrar"
+# The language-server pod's sidecar that unregisters encoders that stopped accepting connections.
+WATCHER_CONTAINER = "encoder-watcher"
 
 
 class TopologyError(ValueError):

@@ -137,7 +137,7 @@ def test_scaling_encoders_adds_them_to_the_split(render_chart, tmp_path: Path, i
 def test_stop_leaves_no_process(render_chart, tmp_path: Path) -> None:
     deployment = _deployment(render_chart, tmp_path).start()
     pids = [process.pid for process in deployment.processes()]
-    assert len(pids) == 7  # 5 pods; the 2 encoders also run their registrar sidecar
+    assert len(pids) == 8  # 5 pods; the 2 encoders run their registrar, the prefill its encoder-watcher
     deployment.stop()
     for pid in pids:
         with pytest.raises(ProcessLookupError):
@@ -174,7 +174,7 @@ def test_no_orphans_when_the_owner_is_interrupted_or_killed(signal_name: str) ->
     )
     try:
         pids = json.loads(owner.stdout.readline())
-        assert len(pids) == 7  # 5 pods; the 2 encoders also run their registrar sidecar
+        assert len(pids) == 8  # 5 pods; the 2 encoders run their registrar, the prefill its encoder-watcher
         owner.send_signal(getattr(signal, signal_name))
         owner.wait(timeout=30)
 

@@ -258,18 +258,50 @@ def test_a_listed_dead_encoder_ends_the_language_server(
     assert "TypeError in output_streamer.stream_output" in server.log()
 
 
-def test_with_zmq_to_tokenizer_a_dead_encoder_fails_only_the_request(sims: SimLauncher, http: Http) -> None:
+@pytest.fixture
+def dead_encoder_url(sims: SimLauncher) -> str:
     host = sims.address()
+    return f"http://{host}:{free_port(host)}"
+
+
+def test_without_the_crash_a_dead_encoder_aborts_the_request_with_502(
+    sims: SimLauncher, dead_encoder_url: str, http: Http
+) -> None:
+    """What a reading of receiver.py predicts (_extract_encoder_error: BAD_GATEWAY), for a simulator told
+    that the server survives: the streamed request gets its 200 and the error event."""
+    server = sims.start(
+        "--language-only",
+        "--encoder-urls",
+        dead_encoder_url,
+        free_port_flags=(BOOT,),
+        env={
+            "SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "60",
+            "SGLANG_SIM_DEAD_ENCODER_ENDS_SERVER": "0",
+        },
+    )
+    streamed = http.chat(server.url, chat_body("look", images(2), stream=True))
+    assert (streamed.status, streamed.done, streamed.chunks[0]["error"]["type"]) == (200, True, "BAD_GATEWAY")
+    plain = http.chat(server.url, chat_body("look", images(2)))
+    assert (plain.status, plain.body["type"]) == (502, "502")
+    assert server.process.poll() is None
+
+
+@pytest.mark.parametrize("encoders", ["dead", "none"])
+def test_zmq_to_tokenizer_refuses_images_it_got_no_embeddings_for(
+    sims: SimLauncher, dead_encoder_url: str, http: Http, encoders: str
+) -> None:
+    """tokenizer_manager.py, _reject_missing_dispatched_encoder_embedding: 503 before any output, no local
+    encoding and no crash."""
+    urls = ("--encoder-urls", dead_encoder_url) if encoders == "dead" else ()
     server = sims.start(
         "--language-only",
         "--encoder-transfer-backend",
         "zmq_to_tokenizer",
-        "--encoder-urls",
-        f"http://{host}:{free_port(host)}",
+        *urls,
         free_port_flags=(BOOT,),
         env={"SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "60"},
     )
     result = http.chat(server.url, chat_body("look", images(2), stream=True))
-    assert result.status == 200 and result.done  # the error is streamed (serving_chat.py)
-    assert "failed" in result.error
+    assert (result.status, result.body["type"]) == (503, "503")
+    assert "The encoder did not return multimodal embeddings" in result.error
     assert server.process.poll() is None

@@ -7,7 +7,8 @@ runs the real `sglang_router` from PyPI, and the encoder's registrar sidecar run
 files/encoder-registrar.py. Pod DNS names in arguments are mapped to the pods' loopback addresses, and
 `--host 0.0.0.0` binds the pod's own address, as a pod's network namespace would. Removing a pod follows
 the kubelet: the sglang container's preStop hook runs while the other containers get SIGTERM at once, and
-SGLang gets SIGTERM when its hook has returned.
+SGLang gets SIGTERM when its hook has returned. A container that exits by itself is started again, as the
+kubelet does for RBG's pods (restartPolicy Always), after its back-off.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ..k8s_env import PodIdentity, container_env, expand_all
 from ..render import CHART_DIR
@@ -46,6 +49,9 @@ COMMAND_MAP = {
 # Flags whose 0.0.0.0 means "every interface of the pod", i.e. the pod's own address here.
 BIND_FLAGS = ("--host", "--prometheus-host")
 MAX_PODS_PER_ROLE = 254
+# The kubelet's restart back-off: 10 s doubling up to 5 min; the first restart of a pod is immediate here,
+# the kubelet's is within its next sync.
+RESTART_BACKOFF_S = (0.0, 10.0, 20.0, 40.0, 80.0, 160.0, 300.0)
 
 
 class LocalDeploymentError(RuntimeError):
@@ -88,6 +94,8 @@ class LocalPod:
     pre_stop: list[str] | None = None  # the first container's preStop exec hook
     process: subprocess.Popen | None = None
     sidecar_processes: list[subprocess.Popen] = field(default_factory=list)
+    restarts: int = 0  # restarts of its containers, as `kubectl get pods` counts them
+    restart_at: float | None = None  # when a container that exited is due to start again
 
     @property
     def name(self) -> str:
@@ -129,6 +137,9 @@ class LocalDeployment:
     test_pods: list[dict] = field(default_factory=list)  # the rendered `helm.sh/hook: test` Pods
     pods: dict[str, list[LocalPod]] = field(default_factory=dict, init=False)
     _spawner: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
+    _kubelet: threading.Thread | None = field(default=None, init=False, repr=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     def __post_init__(self) -> None:
         router = self.topology.role("router")
@@ -198,14 +209,45 @@ class LocalDeployment:
                 if not wave:
                     raise LocalDeploymentError(f"dependency cycle among {set(self.topology.roles) - started}")
                 for role in wave:
-                    self.pods[role.name] = [self._spawn(self._pod(role, i)) for i in range(role.replicas)]
+                    pods = [self._spawn(self._pod(role, i)) for i in range(role.replicas)]
+                    with self._lock:
+                        self.pods[role.name] = pods
                 for role in wave:
                     self._wait_ready(self.pods[role.name])
                     started.add(role.name)
         except BaseException:
             self.stop()
             raise
+        self._kubelet = threading.Thread(target=self._restart_exited, name="local-kubelet", daemon=True)
+        self._kubelet.start()
         return self
+
+    def _restart_exited(self) -> None:
+        """Start again every container that exited on its own (a crash, an OOM kill), with back-off."""
+        while not self._stopping.wait(0.2):
+            with self._lock:
+                for pod in [p for pods in self.pods.values() for p in pods]:
+                    exited = [p for p in pod.all_processes() if p.poll() is not None]
+                    if not exited:
+                        continue
+                    now = time.monotonic()
+                    if pod.restart_at is None:
+                        backoff = RESTART_BACKOFF_S[min(pod.restarts, len(RESTART_BACKOFF_S) - 1)]
+                        pod.restart_at = now + backoff
+                    if now >= pod.restart_at:
+                        self._spawner.submit(self._restart, pod).result()  # type: ignore[union-attr]
+
+    def _restart(self, pod: LocalPod) -> None:
+        with pod.log_path.open("ab") as log:
+            log.write(f"--- local kubelet: restarting the exited containers of {pod.name} ---\n".encode())
+            if pod.process is not None and pod.process.poll() is not None:
+                pod.process = self._start_container(pod, pod.argv, log)
+            pod.sidecar_processes = [
+                self._start_container(pod, argv, log) if process.poll() is not None else process
+                for argv, process in zip(pod.sidecars, pod.sidecar_processes, strict=True)
+            ]
+        pod.restarts += 1
+        pod.restart_at = None
 
     def _spawn(self, pod: LocalPod) -> LocalPod:
         # PDEATHSIG fires when the *thread* that started the child exits, so every pod is started from
@@ -214,23 +256,23 @@ class LocalDeployment:
             self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-deployment")
         return self._spawner.submit(self._popen, pod).result()
 
+    @staticmethod
+    def _start_container(pod: LocalPod, argv: list[str], log: BinaryIO) -> subprocess.Popen:
+        return subprocess.Popen(
+            argv,
+            env=pod.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+
     def _popen(self, pod: LocalPod) -> LocalPod:
         pod.log_path.parent.mkdir(parents=True, exist_ok=True)
         with pod.log_path.open("ab") as log:
-
-            def start(argv: list[str]) -> subprocess.Popen:
-                return subprocess.Popen(
-                    argv,
-                    env=pod.env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                )
-
-            pod.process = start(pod.argv)
-            pod.sidecar_processes = [start(argv) for argv in pod.sidecars]
+            pod.process = self._start_container(pod, pod.argv, log)
+            pod.sidecar_processes = [self._start_container(pod, argv, log) for argv in pod.sidecars]
         return pod
 
     def _wait_ready(self, pods: list[LocalPod]) -> None:
@@ -260,16 +302,20 @@ class LocalDeployment:
         role = self.topology.roles[role_name]
         pods = self.pods[role_name]
         while len(pods) > replicas:
-            _remove(pods.pop())
+            with self._lock:
+                pod = pods.pop()
+            _remove(pod)
         new = [self._spawn(self._pod(role, i)) for i in range(len(pods), replicas)]
-        pods.extend(new)
+        with self._lock:
+            pods.extend(new)
         self._wait_ready(new)
 
     def kill(self, role_name: str, index: int) -> LocalPod:
         """SIGKILL one pod (no clean shutdown, like a node failure) and forget it."""
-        pods = self.pods[role_name]
-        pod = next(p for p in pods if p.identity.index == index)
-        pods.remove(pod)
+        with self._lock:
+            pods = self.pods[role_name]
+            pod = next(p for p in pods if p.identity.index == index)
+            pods.remove(pod)
         for process in pod.all_processes():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -279,6 +325,10 @@ class LocalDeployment:
     def stop(self) -> None:
         """Terminate every pod, routers first (reverse start order), and wait for each to exit. A teardown
         skips the preStop hooks: nothing is left to drain for."""
+        self._stopping.set()
+        if self._kubelet is not None:
+            self._kubelet.join()
+            self._kubelet = None
         for role_name in reversed(list(self.pods)):
             for pod in self.pods[role_name]:
                 for process in pod.all_processes():

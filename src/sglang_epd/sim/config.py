@@ -135,13 +135,22 @@ class Settings:
     encoder_health_interval: float = 10.0
     encoder_health_timeout: float = 2.0
     encoder_evicted_ttl: float = 600.0
-    # srt/environ.py: SGLANG_ENCODER_HTTP_TIMEOUT (the prefill's POST to an encoder).
+    # srt/environ.py: SGLANG_ENCODER_HTTP_TIMEOUT (the prefill's POST to an encoder) and
+    # SGLANG_ENCODER_RECV_TIMEOUT (the scheduler's wait for the embeddings).
     encode_timeout: float = 1800.0
+    encode_receive_timeout: float = 180.0
+    # A request sent to a listed but dead encoder ends SGLang 0.5.23's language-only server (seen when the
+    # real servers were run, issue 14: TypeError in output_streamer.stream_output via
+    # request_receiver._apply_mm_receiver); SGLANG_SIM_DEAD_ENCODER_ENDS_SERVER=0 gives the abort that a
+    # reading of the code predicts instead (502 for the request only).
+    dead_encoder_ends_server: bool = True
     # srt/environ.py: SGLANG_DISAGGREGATION_WAITING_TIMEOUT (how long a decode waits for its KV).
     kv_timeout: float = 300.0
     # srt/environ.py: SGLANG_ENCODER_DISPATCH_MIN_ITEMS (with --enable-adaptive-dispatch-to-encoder, fewer
     # images than this are encoded by the language server itself).
     dispatch_min_items: int = 2
+    # Between a decode's tries of an unreachable prefill bootstrap server (decode.py: 1 s, hard-coded).
+    route_retry_interval: float = 1.0
     # The time between an encoder's registration and uvicorn listening (SGLang registers first).
     encoder_listen_delay: float = 0.5
     default_max_tokens: int = 128
@@ -170,8 +179,12 @@ class Settings:
                 env, "SGLANG_ENCODER_BOOTSTRAP_EVICTED_TTL", d.encoder_evicted_ttl
             ),
             encode_timeout=_env_float(env, "SGLANG_ENCODER_HTTP_TIMEOUT", d.encode_timeout),
+            encode_receive_timeout=_env_float(env, "SGLANG_ENCODER_RECV_TIMEOUT", d.encode_receive_timeout),
+            dead_encoder_ends_server=env.get("SGLANG_SIM_DEAD_ENCODER_ENDS_SERVER", "1").strip().lower()
+            in TRUE_WORDS,
             kv_timeout=_env_float(env, "SGLANG_DISAGGREGATION_WAITING_TIMEOUT", d.kv_timeout),
             dispatch_min_items=_env_int(env, "SGLANG_ENCODER_DISPATCH_MIN_ITEMS", d.dispatch_min_items),
+            route_retry_interval=_env_float(env, "SGLANG_SIM_ROUTE_RETRY_INTERVAL", d.route_retry_interval),
             encoder_listen_delay=_env_float(env, "SGLANG_SIM_ENCODER_LISTEN_DELAY", d.encoder_listen_delay),
             default_max_tokens=_env_int(env, "SGLANG_SIM_DEFAULT_MAX_TOKENS", d.default_max_tokens),
             max_running_requests=_env_int(env, "SGLANG_SIM_MAX_RUNNING_REQS", d.max_running_requests),

@@ -17,6 +17,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
 
 import aiohttp
 from aiohttp import web
@@ -190,25 +192,24 @@ async def _encode_part(
     part: int,
     parts: int,
     images: list[ImageInfo],
-    timeout: float,
+    timeouts: EncodeTimeouts,
 ) -> dict:
+    """One encoder's share. A failure is a scheduler abort with the code receiver.py gives it
+    (MMReceiverHTTP.encode via _extract_encoder_error; the scheduler's wait, _process_waiting_requests)."""
     body = {"rid": request_id, "part_index": part, "num_parts": parts, "images": [i.wire() for i in images]}
     start = time.perf_counter()
     try:
         async with session.post(
-            f"{url}/encode", json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            f"{url}/encode", json=body, timeout=aiohttp.ClientTimeout(total=timeouts.seconds)
         ) as response:
             if response.status != 200:
                 detail = (await response.text())[:300]
-                raise SimRequestError(f"encoder {url} failed: HTTP {response.status} {detail}", status=500)
+                raise SimRequestError(f"encoder {url} failed: {detail}", status=response.status, abort=True)
             result = await response.json()
     except TimeoutError:
-        raise SimRequestError(
-            f"encoder {url} did not answer /encode within {timeout:g} s (SGLANG_ENCODER_HTTP_TIMEOUT)",
-            status=500,
-        ) from None
+        raise timeouts.error() from None
     except aiohttp.ClientError as exc:
-        raise SimRequestError(f"encoder {url} failed: {exc!r}", status=500) from None
+        raise SimRequestError(str(exc), status=HTTPStatus.BAD_GATEWAY, abort=True) from None
     timings = result.get("timings", {})
     return {
         "url": url,
@@ -223,6 +224,26 @@ async def _encode_part(
         "server_ms": timings.get("e2e_ms"),
         "rtt_ms": round((time.perf_counter() - start) * 1000, 3),
     }
+
+
+@dataclass(frozen=True)
+class EncodeTimeouts:
+    """The two clocks on a dispatched part: the HTTP call (SGLANG_ENCODER_HTTP_TIMEOUT, 1800 s) and the
+    scheduler's wait for the embeddings (SGLANG_ENCODER_RECV_TIMEOUT, 180 s); the shorter one ends it."""
+
+    http: float
+    receive: float
+
+    @property
+    def seconds(self) -> float:
+        return min(self.http, self.receive)
+
+    def error(self) -> SimRequestError:
+        if self.receive <= self.http:
+            message = f"Timeout waiting for image embedding after {self.receive}s"
+            return SimRequestError(message, status=HTTPStatus.REQUEST_TIMEOUT, abort=True)
+        message = f"Encoder HTTP request timeout ({self.http}s)"
+        return SimRequestError(message, status=HTTPStatus.GATEWAY_TIMEOUT, abort=True)
 
 
 def assign_counts(items: int, encoders: int) -> list[int]:
@@ -254,14 +275,15 @@ async def encode_remotely(
     encoders: list[str],
     request_id: str,
     images: list[ImageInfo],
-    timeout: float,
+    timeouts: EncodeTimeouts,
 ) -> list[dict]:
-    """POST each encoder its share of `images`, all at once; one failure fails the request."""
+    """POST each encoder its share of `images`, all at once; one failure fails the request (SGLang has no
+    failover to another encoder)."""
     plan = dispatch_plan(images, encoders)
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [
-                group.create_task(_encode_part(session, url, request_id, part, len(plan), share, timeout))
+                group.create_task(_encode_part(session, url, request_id, part, len(plan), share, timeouts))
                 for part, (url, share) in enumerate(plan)
             ]
     except ExceptionGroup as failures:

@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
+from http import HTTPStatus
 from typing import NoReturn
 
 import aiohttp
@@ -25,7 +26,7 @@ from aiohttp import web
 
 from . import openai_api
 from .config import Role, SimConfig
-from .encoder_registry import EncoderRegistry, bootstrap_app, encode_remotely
+from .encoder_registry import EncoderRegistry, EncodeTimeouts, bootstrap_app, encode_remotely
 from .errors import SimRequestError
 from .gpu import DecodeBatch, Gpu
 from .images import Prompt, read_prompt
@@ -43,6 +44,16 @@ PREFILL_FIELDS = ("images", "vision_tokens", "text_tokens", "queue_ms", "encode_
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
+
+
+def no_embeddings() -> SimRequestError:
+    """tokenizer_manager.py, _reject_missing_dispatched_encoder_embedding (zmq_to_tokenizer): refused
+    before any output."""
+    return SimRequestError(
+        "The encoder did not return multimodal embeddings. "
+        "The request was not run locally in language-only mode.",
+        status=HTTPStatus.SERVICE_UNAVAILABLE,
+    )
 
 
 def die_of_dispatch_error(error: SimRequestError) -> NoReturn:
@@ -80,9 +91,12 @@ class GenerationServer:
             EncoderRegistry(config.args.encoder_urls, self.settings) if self.role.uses_encoders else None
         )
         self.kv_store = KvStore() if self.role.is_prefill else None
-        # Where the embeddings come back to the scheduler (zmq_to_scheduler, which `auto` is for Qwen2.5-VL,
-        # or mooncake), a failed dispatch ends the whole server (die_of_dispatch_error).
-        self.dispatch_error_ends_server = config.encoder_transfer_backend != "zmq_to_tokenizer"
+        # zmq_to_tokenizer: the tokenizer waits for the embeddings itself and refuses what it did not get;
+        # zmq_to_scheduler (what `auto` is for Qwen2.5-VL) and mooncake: the scheduler waits, and aborts.
+        self.embeddings_to_tokenizer = config.encoder_transfer_backend == "zmq_to_tokenizer"
+        self.encode_timeouts = EncodeTimeouts(
+            self.settings.encode_timeout, self.settings.encode_receive_timeout
+        )
         self.prefill_waiting = 0
         self.prefilling = 0
         self.metrics = GenerationMetrics(config.model_name, self._running, self._queued)
@@ -155,7 +169,7 @@ class GenerationServer:
             if self.kv_store is not None and chat is not None and chat.has_bootstrap:
                 self.kv_store.publish(chat.bootstrap_room, {"error": exc.message})  # type: ignore[arg-type]
             log.warning("request failed (HTTP %d): %s", exc.status, exc.message)
-            if chat is not None and chat.stream and exc.status >= 500:
+            if chat is not None and chat.stream and exc.abort:
                 return await self._stream_error(request, exc)
             return web.json_response(exc.body(), status=exc.status)
         return await self._respond(request, chat, prompt_tokens, tokens, timings, received)
@@ -189,6 +203,8 @@ class GenerationServer:
         if self.config.args.enable_adaptive_dispatch_to_encoder and images < self.settings.dispatch_min_items:
             return []  # tokenizer_manager.py, _should_dispatch_to_encoder: SGLANG_ENCODER_DISPATCH_MIN_ITEMS
         encoders = self.encoders.active()
+        if not encoders and self.embeddings_to_tokenizer:
+            raise no_embeddings()
         if not encoders:
             # receiver.py, MMReceiver._send_encode_request: slow, not failed.
             log.warning(
@@ -237,10 +253,12 @@ class GenerationServer:
             start = time.perf_counter()
             try:
                 parts = await encode_remotely(
-                    self.session, encoders, chat.request_id, list(prompt.images), self.settings.encode_timeout
+                    self.session, encoders, chat.request_id, list(prompt.images), self.encode_timeouts
                 )
             except SimRequestError as error:
-                if self.dispatch_error_ends_server:
+                if self.embeddings_to_tokenizer:
+                    raise no_embeddings() from None
+                if self.settings.dead_encoder_ends_server:
                     die_of_dispatch_error(error)
                 raise
             timings["encode_ms"] = _ms(time.perf_counter() - start)
@@ -261,7 +279,7 @@ class GenerationServer:
         if self.kv_store is None:
             return prompt_tokens, self._first_then_decode(chat.max_tokens)
         prefill_timings = dict(timings, ttft_ms=_ms(time.perf_counter() - received))
-        # The sender records the transfer (srt/disaggregation/prefill.py: metrics_reporter.kv_transfer_latency_ms).
+        # The sender records the transfer (srt/disaggregation/prefill.py, metrics_reporter).
         self.metrics.kv_transfer_ms.observe(self.cost.kv_transfer_ms(prompt_tokens))
         self.kv_store.publish(
             chat.bootstrap_room,  # type: ignore[arg-type]
@@ -283,6 +301,7 @@ class GenerationServer:
             port,
             chat.bootstrap_room,  # type: ignore[arg-type]
             self.settings.kv_timeout,
+            self.settings.route_retry_interval,
         )
         timings["kv_wait_ms"] = _ms(time.perf_counter() - start)
         prompt_tokens = int(record["prompt_tokens"])

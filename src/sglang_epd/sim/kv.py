@@ -88,43 +88,58 @@ def _connect_reason(exc: aiohttp.ClientConnectorError) -> str:
     return exc.os_error.strerror or str(exc.os_error)
 
 
-async def fetch_kv(session: aiohttp.ClientSession, host: str, port: int, room: int, timeout: float) -> dict:
-    """Wait for the prefill at host:port to publish `room`; fail fast if it cannot be reached."""
+# srt/disaggregation/decode.py, DecodePreallocQueue: _max_ensure_retries = 15, _ensure_retry_interval = 1.0
+ROUTE_ATTEMPTS = 15
+
+
+async def fetch_kv(
+    session: aiohttp.ClientSession, host: str, port: int, room: int, timeout: float, retry_interval: float
+) -> dict:
+    """Wait for the prefill at host:port to publish `room`. As SGLang's decode: an unreachable prefill
+    bootstrap server is asked ROUTE_ATTEMPTS times, `retry_interval` apart (_ensure_prefill_info); a room
+    that never arrives fails after `timeout` (SGLANG_DISAGGREGATION_WAITING_TIMEOUT,
+    CommonKVReceiver._check_waiting_timeout). Every failure is a scheduler abort (500)."""
     where = f"{host}:{port}"
     url = f"http://{where}/kv/{room}"
-    try:
-        async with session.get(
-            url,
-            params={"wait": str(timeout)},
-            timeout=aiohttp.ClientTimeout(total=timeout + 5, sock_connect=min(5.0, timeout + 1)),
-        ) as response:
-            if response.status == 404:
-                raise SimRequestError(
-                    f"KV cache of bootstrap_room {room} did not arrive from the prefill bootstrap server "
-                    f"{where} within {timeout:g} s (SGLANG_SIM_KV_TIMEOUT): was the same request sent to "
-                    "that prefill?",
-                    status=500,
+    started = time.monotonic()
+    for attempt in range(1, ROUTE_ATTEMPTS + 1):
+        try:
+            async with session.get(
+                url,
+                params={"wait": str(timeout)},
+                timeout=aiohttp.ClientTimeout(total=timeout + 5, sock_connect=5.0),
+            ) as response:
+                if response.status == 404:
+                    elapsed = time.monotonic() - started
+                    raise _decode_failed(
+                        "transfer",
+                        room,
+                        f"Request {room} timed out after {elapsed:.1f}s in KVPoll.WaitingForInput",
+                    )
+                if response.status != 200:
+                    reason = f"HTTP {response.status} {(await response.text())[:200]}"
+                    raise _decode_failed("transfer", room, reason)
+                record = await response.json()
+                break
+        except aiohttp.ClientConnectorError as exc:
+            if attempt == ROUTE_ATTEMPTS:
+                reason = (
+                    f"Could not fetch prefill parallel info from {where} after {ROUTE_ATTEMPTS} attempts "
+                    f"({_connect_reason(exc)}: check the prefill's --disaggregation-bootstrap-port and the "
+                    "router's --prefill URL BOOTSTRAP_PORT)"
                 )
-            if response.status != 200:
-                raise SimRequestError(
-                    f"KV transfer of bootstrap_room {room} from {where} failed: HTTP {response.status} "
-                    f"{(await response.text())[:200]}",
-                    status=500,
-                )
-            record = await response.json()
-    except aiohttp.ClientConnectorError as exc:
-        raise SimRequestError(
-            f"KV transfer of bootstrap_room {room} failed: cannot connect to the prefill bootstrap server "
-            f"{where}: {_connect_reason(exc)} (check the prefill's --disaggregation-bootstrap-port and the "
-            "router's --prefill URL BOOTSTRAP_PORT)",
-            status=500,
-        ) from None
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise SimRequestError(
-            f"KV transfer of bootstrap_room {room} from {where} failed: {exc!r}", status=500
-        ) from None
+                raise _decode_failed("handshake", room, reason) from None
+            await asyncio.sleep(retry_interval)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _decode_failed("transfer", room, repr(exc)) from None
     if "error" in record:
-        raise SimRequestError(
-            f"the prefill behind {where} failed bootstrap_room {room}: {record['error']}", status=500
-        )
+        raise _decode_failed("transfer", room, f"the prefill behind {where} failed: {record['error']}")
     return record
+
+
+def _decode_failed(stage: str, room: int, reason: str) -> SimRequestError:
+    """decode.py's abort messages: "Decode handshake failed ..." / "Decode transfer failed ..."."""
+    message = (
+        f"Decode {stage} failed for request bootstrap_room={room} with exception KVTransferError: {reason}"
+    )
+    return SimRequestError(message, status=500, abort=True)
