@@ -14,10 +14,12 @@ from .topology import (
     GROUP_LABEL,
     REGISTRAR_CONTAINER,
     ROLE_LABEL,
+    WATCHER_CONTAINER,
     Role,
     Topology,
     TopologyError,
     container_argv,
+    parse_flags,
 )
 
 SGLANG_COMPONENTS = ("encoder", "prefill", "decode", "server")
@@ -205,6 +207,7 @@ def _check_discovery_direction(topology: Topology) -> list[str]:
                 )
         if dynamic:
             problems += _check_registrar(encoder, language, topology)
+            problems += _check_watcher(language)
             dependents = [r.name for r in topology.roles.values() if encoder.name in r.dependencies]
             if encoder.dependencies or dependents:
                 problems.append(
@@ -244,6 +247,20 @@ def _check_registrar(encoder: Role, language: Role, topology: Topology) -> list[
             f"{encoder.name}: the sglang container's preStop must run the registrar's stop with its flags"
         )
     return problems
+
+
+def _check_watcher(language: Role) -> list[str]:
+    """The language pod's encoder-watcher (when rendered) reads this pod's own bootstrap server."""
+    watcher = language.sidecar(WATCHER_CONTAINER)
+    if watcher is None:
+        return []
+    argv = container_argv(watcher)
+    bootstrap = language.flag("--encoder-bootstrap-port") or ["8997"]
+    flags = parse_flags(argv[3:])
+    if argv[2:3] != ["watch"] or flags.get("--bootstrap-port") != [bootstrap]:
+        want = f"watch --bootstrap-port {bootstrap[0]}"
+        return [f"{language.name} {WATCHER_CONTAINER}: want `{want}`, got {argv}"]
+    return []
 
 
 def _check_pd(topology: Topology) -> list[str]:

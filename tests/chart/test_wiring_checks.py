@@ -59,6 +59,12 @@ def pre_stop_missing(o: list[dict]) -> None:
     _container(o, "vlm-encoder").pop("lifecycle")
 
 
+def watcher_on_wrong_bootstrap_port(o: list[dict]) -> None:
+    containers = _role(o, "vlm-prefill")["standalonePattern"]["template"]["spec"]["containers"]
+    watcher = next(c for c in containers if c["name"] == "encoder-watcher")
+    _replace(watcher["command"], "8997", "8998")
+
+
 def self_registration_flag(o: list[dict]) -> None:
     _args(o, "vlm-encoder").extend(["--encoder-register-urls", f"{PREFILL_1}:8997"])
 
@@ -112,6 +118,7 @@ DYNAMIC_MUTATIONS: dict[Callable[[list[dict]], None], str] = {
     kep_service_url: "names no pod",
     register_url_wrong_port: "listens on 8997",
     pre_stop_missing: "preStop must run the registrar's stop",
+    watcher_on_wrong_bootstrap_port: "want `watch --bootstrap-port 8997`",
     self_registration_flag: "--encoder-register-urls registers only within 150 s",
     pod_index_out_of_range: "names no pod",
     router_bootstrap_port_mismatch: "bootstrap port must be",
