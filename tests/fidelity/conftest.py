@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.simproc import SimLauncher
+from tests.sim.conftest import sims  # noqa: F401  (the simulator's processes, stopped at teardown)
 
 from .fake_encoder import FakeEncoders
 from .real_sglang import RealSglang, real_python
@@ -37,13 +37,6 @@ def sglang_python() -> Path:
 @pytest.fixture
 def sglang(sglang_python: Path, tmp_path: Path) -> Iterator[RealSglang]:
     launcher = RealSglang(sglang_python, tmp_path)
-    yield launcher
-    launcher.stop_all()
-
-
-@pytest.fixture
-def sims(tmp_path: Path) -> Iterator[SimLauncher]:
-    launcher = SimLauncher(tmp_path)
     yield launcher
     launcher.stop_all()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass, field
@@ -12,6 +13,22 @@ from sglang_epd.waiting import http_status, wait_for
 REPO = Path(__file__).resolve().parents[2]
 DRIVERS = Path(__file__).resolve().parent / "real"
 STARTUP_TIMEOUT_S = 120.0  # importing SGLang's server modules takes 5-20 s on a loaded 2-core machine
+
+
+def run_driver(
+    python: Path, driver: str, *args: str, stdin: str | None = None, timeout: float = 300
+) -> object:
+    """Run a one-shot driver of tests/fidelity/real/ with the real interpreter; its stdout is JSON."""
+    run = subprocess.run(
+        [str(python), str(DRIVERS / driver), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert run.returncode == 0, f"{driver} failed:\n{run.stderr[-3000:]}"
+    return json.loads(run.stdout)
 
 
 def real_python() -> Path | None:

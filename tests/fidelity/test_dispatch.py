@@ -3,10 +3,7 @@ the simulator's answers against SGLang's own functions (tests/fidelity/real/disp
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,20 +11,12 @@ import pytest
 from sglang_epd.sim.config import load_config
 from sglang_epd.sim.encoder_registry import assign_counts
 
-from .real_sglang import DRIVERS
+from .real_sglang import run_driver
 
 
 @pytest.fixture(scope="module")
 def sglang_dispatch(sglang_python: Path) -> dict:
-    run = subprocess.run(
-        [str(sglang_python), str(DRIVERS / "dispatch.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout)
+    return run_driver(sglang_python, "dispatch.py")  # type: ignore[return-value]
 
 
 def test_image_counts_per_encoder_are_sglangs(sglang_dispatch: dict) -> None:

@@ -3,16 +3,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.sim.simproc import Http, SimLauncher
 
-from .real_sglang import DRIVERS
+from .real_sglang import run_driver
 
 MODEL = "qwen2.5-vl-7b"
 
@@ -29,15 +26,7 @@ def families(text: str) -> dict[str, dict]:
 
 
 def sglang_families(python: Path) -> dict[str, dict]:
-    run = subprocess.run(
-        [str(python), str(DRIVERS / "metric_families.py"), MODEL],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout)
+    return run_driver(python, "metric_families.py", MODEL)  # type: ignore[return-value]
 
 
 def test_encoder_families_are_sglangs(sglang_python: Path, sims: SimLauncher) -> None:

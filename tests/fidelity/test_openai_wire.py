@@ -8,30 +8,19 @@ create_streaming_error_response); the simulator's come from sglang_epd/sim/opena
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
 from sglang_epd.sim.errors import SimRequestError
 from sglang_epd.sim.openai_api import ChunkWriter, parse_chat_request, sse, stream_error
 
-from .real_sglang import DRIVERS
+from .real_sglang import run_driver
 
 SPEC = {"id": "chatcmpl-r1", "created": 1764633600, "model": "qwen2.5-vl-7b", "prompt_tokens": 2761,
         "completion_tokens": 8, "error": "encoder http://10.0.0.5:30002 failed"}  # fmt: skip
 
 
 def sglang_events(python: Path) -> dict[str, str]:
-    run = subprocess.run(
-        [str(python), str(DRIVERS / "sse_chunks.py")],
-        input=json.dumps(SPEC),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return json.loads(run.stdout)
+    return run_driver(python, "sse_chunks.py", stdin=json.dumps(SPEC))  # type: ignore[return-value]
 
 
 def simulator_events() -> dict[str, str]:
