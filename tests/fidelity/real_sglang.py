@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from sglang_epd.waiting import http_status, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVERS = Path(__file__).resolve().parent / "real"
-STARTUP_TIMEOUT_S = 120.0  # importing SGLang's server modules takes 5-20 s on a loaded 2-core machine
+STARTUP_TIMEOUT_S = 180.0  # a real server takes 20-50 s to start on a loaded 2-core machine, a driver 5-20 s
 
 
 def run_driver(
@@ -38,6 +39,16 @@ def real_python() -> Path | None:
     return python if python.exists() else None
 
 
+# How real SGLang 0.5.23 runs on a CPU with no GPU (issue 14): SGLang's CPU engine, torch-native attention
+# and sampling, no CUDA graphs, and the CPU stand-in of sgl_kernel first on the path.
+CPU_KERNELS = DRIVERS / "cpu_kernels"
+CPU_ENV = {"SGLANG_USE_CPU_ENGINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+CPU_FLAGS = (
+    "--device", "cpu", "--attention-backend", "torch_native", "--sampling-backend", "pytorch",
+    "--disable-cuda-graph",
+)  # fmt: skip
+
+
 @dataclass
 class RealProcess:
     url: str
@@ -47,19 +58,24 @@ class RealProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """A driver stops when its stdin closes, a server on `sig`; killed when it does not. The exit code."""
         if self.process.poll() is None:
             if self.process.stdin is not None:
-                self.process.stdin.close()  # the drivers stop when stdin closes
+                self.process.stdin.close()
+            else:
+                self.process.send_signal(sig)
             try:
-                self.process.wait(10)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+        return self.process.returncode
 
 
 class RealSglang:
-    """Starts drivers from tests/fidelity/real/ with the real interpreter; all are stopped at teardown."""
+    """Starts drivers from tests/fidelity/real/ and real SGLang servers with the real interpreter; all are
+    stopped at teardown."""
 
     def __init__(self, python: Path, log_dir: Path) -> None:
         self.python = python
@@ -68,29 +84,41 @@ class RealSglang:
 
     def bootstrap_server(self, host: str, port: int, env: dict[str, str], static: list[str]) -> RealProcess:
         """SGLang's EncoderBootstrapServer on host:port, answering once /health does."""
-        return self._start("bootstrap_server.py", [host, str(port), *static], env, f"http://{host}:{port}")
+        argv = [str(DRIVERS / "bootstrap_server.py"), host, str(port), *static]
+        return self._start("bootstrap_server", argv, env, f"http://{host}:{port}", stdin=True)
 
-    def _start(self, driver: str, args: list[str], env: dict[str, str], url: str) -> RealProcess:
+    def server(
+        self, model: Path, host: str, port: int, *args: str, env: dict[str, str] | None = None
+    ) -> RealProcess:
+        """`python -m sglang.launch_server` on the CPU, answering once its /health does (20-50 s)."""
+        argv = ["-m", "sglang.launch_server", "--model-path", str(model), "--host", host, "--port", str(port)]
+        full_env = {**CPU_ENV, "SGLANG_HOST_IP": host, "PYTHONPATH": str(CPU_KERNELS), **(env or {})}
+        return self._start("launch_server", [*argv, *CPU_FLAGS, *args], full_env, f"http://{host}:{port}")
+
+    def _start(
+        self, name: str, argv: list[str], env: dict[str, str], url: str, stdin: bool = False
+    ) -> RealProcess:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("SGLANG_") and k != "PYTHONPATH"}
         full_env.update(env)
-        log_path = self.log_dir / f"sglang-{driver}-{len(self.processes)}.log"
+        log_path = self.log_dir / f"sglang-{name}-{len(self.processes)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(self.python), str(DRIVERS / driver), *args],
+                [str(self.python), *argv],
                 env=full_env,
-                stdin=subprocess.PIPE,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # the teardown kills whatever SGLang started with it
             )
         started = RealProcess(url, log_path, process)
         self.processes.append(started)
 
         def up() -> bool:
             if process.poll() is not None:
-                raise RuntimeError(f"{driver} exited with {process.returncode}:\n{started.log()[-3000:]}")
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{started.log()[-3000:]}")
             return http_status(f"{url}/health") == 200
 
-        wait_for(up, STARTUP_TIMEOUT_S, f"real SGLang's {driver} at {url}", interval=0.2)
+        wait_for(up, STARTUP_TIMEOUT_S, f"real SGLang's {name} at {url}", interval=0.2)
         return started
 
     def stop_all(self) -> None:
