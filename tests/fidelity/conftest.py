@@ -12,7 +12,7 @@ import pytest
 from tests.sim.conftest import sims  # noqa: F401  (the simulator's processes, stopped at teardown)
 
 from .fake_encoder import FakeEncoders
-from .real_sglang import RealSglang, real_python
+from .real_sglang import RealSglang, real_python, run_driver
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +32,14 @@ def sglang_python() -> Path:
     if version.returncode != 0:
         pytest.fail(f"{python} cannot import sglang: {version.stderr.strip()[-500:]}")
     return python
+
+
+@pytest.fixture(scope="session")
+def tiny_model(sglang_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2.5-VL that real SGLang serves on the CPU (real/tiny_qwen.py, ~6 s)."""
+    out = tmp_path_factory.mktemp("tiny-qwen2.5-vl")
+    run_driver(sglang_python, "tiny_qwen.py", str(out))
+    return out
 
 
 @pytest.fixture

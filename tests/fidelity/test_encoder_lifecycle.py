@@ -20,19 +20,12 @@ import pytest
 from sglang_epd.waiting import wait_for
 from tests.sim.simproc import SimLauncher, free_port
 
-from .real_sglang import RealSglang, run_driver
+from .real_sglang import RealSglang
 
 NO_HEALTH_CHECKS = {"SGLANG_ENCODER_BOOTSTRAP_HEALTH_CHECK_INTERVAL": "0"}  # only (un)registration counts
 StartEncoder = Callable[
     [str, int, str], Callable[[int], int]
 ]  # (host, port, bootstrap) -> stop(signal) -> rc
-
-
-@pytest.fixture(scope="session")
-def tiny_model(sglang_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("tiny-qwen2.5-vl")
-    run_driver(sglang_python, "tiny_qwen.py", str(out))
-    return out
 
 
 @pytest.fixture
