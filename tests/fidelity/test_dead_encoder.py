@@ -7,7 +7,8 @@ dispatch fails (502 inside the scheduler), and the scheduler dies of
 request_receiver._apply_mm_receiver), which takes the whole server down (kill_process_tree). With the
 chart's encoder-watcher beside it (charts/sglang-epd/files/encoder-registrar.py `watch`), the dead encoder
 is unregistered within a second, and the same request is served: with no encoder listed, a Qwen2.5-VL
-language-only server encodes the images itself (point 6 of the issue).
+language-only server encodes the images itself (point 6 of the issue). With
+`--encoder-transfer-backend zmq_to_tokenizer` the request is refused with a 503 and the server lives.
 
 The simulator must do the same in both cases (SGLANG_SIM_DEAD_ENCODER_ENDS_SERVER defaults to 1).
 """
@@ -51,9 +52,9 @@ class Pair:
     kill_encoder: Callable[[], None]
 
 
-def real_pair(sglang: RealSglang, sims: SimLauncher, model: Path) -> Pair:
+def real_pair(sglang: RealSglang, sims: SimLauncher, model: Path, *flags: str) -> Pair:
     host = sims.address()
-    encoder = sglang.server(model, host, free_port(host), "--encoder-only")
+    encoder = sglang.server(model, host, free_port(host), "--encoder-only", *flags)
     bootstrap_port = free_port(host)
     language = sglang.server(
         model,
@@ -64,6 +65,7 @@ def real_pair(sglang: RealSglang, sims: SimLauncher, model: Path) -> Pair:
         encoder.url,
         "--encoder-bootstrap-port",
         str(bootstrap_port),
+        *flags,
         env=NO_HEALTH_CHECKS,
     )
     return Pair(
@@ -75,9 +77,9 @@ def real_pair(sglang: RealSglang, sims: SimLauncher, model: Path) -> Pair:
     )
 
 
-def sim_pair(sims: SimLauncher) -> Pair:
+def sim_pair(sims: SimLauncher, *flags: str) -> Pair:
     host = sims.address()
-    encoder = sims.start("--encoder-only", host=host)
+    encoder = sims.start("--encoder-only", *flags, host=host)
     bootstrap_port = free_port(host)
     language = sims.start(
         "--language-only",
@@ -85,6 +87,7 @@ def sim_pair(sims: SimLauncher) -> Pair:
         encoder.url,
         "--encoder-bootstrap-port",
         str(bootstrap_port),
+        *flags,
         host=host,
         env=NO_HEALTH_CHECKS,
     )
@@ -99,10 +102,17 @@ def sim_pair(sims: SimLauncher) -> Pair:
 
 
 @pytest.fixture(params=["sglang", "simulator"])
-def pair(request: pytest.FixtureRequest, sims: SimLauncher) -> Pair:
+def start_pair(request: pytest.FixtureRequest, sims: SimLauncher) -> Callable[..., Pair]:
+    """Starts an encoder and a language-only server listing it, both with the given extra flags."""
     if request.param == "simulator":
-        return sim_pair(sims)
-    return real_pair(request.getfixturevalue("sglang"), sims, request.getfixturevalue("tiny_model"))
+        return lambda *flags: sim_pair(sims, *flags)
+    sglang, model = request.getfixturevalue("sglang"), request.getfixturevalue("tiny_model")
+    return lambda *flags: real_pair(sglang, sims, model, *flags)
+
+
+@pytest.fixture
+def pair(start_pair: Callable[..., Pair]) -> Pair:
+    return start_pair()
 
 
 @pytest.fixture
@@ -159,3 +169,16 @@ def test_the_charts_encoder_watcher_unregisters_it_first(
     answer = image_request(pair)
     assert isinstance(answer, ChatResult) and answer.status == 200 and answer.done, answer
     assert answer.error is None and pair.language_process.poll() is None
+
+
+def test_with_embeddings_to_the_tokenizer_the_request_is_refused_and_the_server_lives(
+    start_pair: Callable[..., Pair],
+) -> None:
+    """--encoder-transfer-backend zmq_to_tokenizer: the tokenizer waits for the embeddings itself and
+    refuses a request it got none for (tokenizer_manager.py, _reject_missing_dispatched_encoder_embedding)."""
+    pair = start_pair("--encoder-transfer-backend", "zmq_to_tokenizer")
+    pair.kill_encoder()
+    answer = image_request(pair)
+    assert isinstance(answer, ChatResult) and answer.status == 503, answer
+    assert "did not return multimodal embeddings" in json.dumps(answer.body)
+    assert pair.language_process.poll() is None
