@@ -1,12 +1,15 @@
-"""Fixtures shared by every suite: the real helm CLIs and a renderer bound to them."""
+"""Fixtures shared by every suite: the real helm CLIs and a renderer bound to them, real SGLang's
+interpreter and the tiny model it serves on the CPU."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from sglang_epd.real_sglang import build_tiny_model, clean_env, real_python
 from sglang_epd.render import HelmRunner, find_helm, render
 
 
@@ -41,6 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         help="values file(s) for the system tests (default: values-examples/sim-epd.yaml locally)",
     )
+    group.addoption(
+        "--servers",
+        choices=["simulated", "real", "both"],
+        default="both",
+        help="what runs the SGLang pods locally: the simulator, real SGLang on the CPU (`make sglang`), or "
+        "each in turn (default)",
+    )
     group.addoption("--kube-context", default=None, help="kubeconfig context (kube target)")
     group.addoption(
         "--namespace-prefix", default="sglang-epd-e2e", help="prefix of the test namespace (kube)"
@@ -73,3 +83,29 @@ def render_chart(helm: HelmRunner) -> Renderer:
         return render(helm, **kwargs)
 
     return _render
+
+
+@pytest.fixture(scope="session")
+def sglang_python() -> Path:
+    """The interpreter of real SGLang 0.5.23; the test skips, naming `make sglang`, without one."""
+    python = real_python()
+    if python is None:
+        pytest.skip(
+            "real SGLang is not installed: `make sglang` puts SGLang 0.5.23 with its dependencies into "
+            ".venv-sglang (or set SGLANG_REAL_PYTHON to an interpreter that has it)"
+        )
+    version = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('sglang'))"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    )
+    if version.returncode != 0:
+        pytest.fail(f"{python} cannot import sglang: {version.stderr.strip()[-500:]}")
+    return python
+
+
+@pytest.fixture(scope="session")
+def tiny_model(sglang_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2.5-VL that real SGLang serves on the CPU (sglang_epd/real_sglang/tiny_qwen.py)."""
+    return build_tiny_model(sglang_python, tmp_path_factory.mktemp("tiny-qwen2.5-vl"))

@@ -1,6 +1,8 @@
 """The system under test for tests/e2e: the rendered chart running locally (default) or on a cluster.
 
-pytest tests/e2e                        # local: simulator pods and the real router on this machine
+pytest tests/e2e                        # local: the chart on this machine, the real router, and the
+                                        # SGLang pods simulated, then real SGLang on the CPU
+pytest tests/e2e --servers simulated    # local, the simulator only (real: real SGLang only)
 pytest tests/e2e --target kube [...]    # a cluster with the RBG controller (see README)
 """
 
@@ -13,8 +15,31 @@ import pytest
 
 from sglang_epd.deploy.base import Deployment
 from sglang_epd.deploy.local import LocalDeployment, helm_test_pods
+from sglang_epd.deploy.servers import RealServers, SglangServers, SimulatedServers
 from sglang_epd.render import EXAMPLES_DIR
 from sglang_epd.topology import Topology
+
+SERVERS = {"simulated": ["simulated"], "real": ["real"], "both": ["simulated", "real"]}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A local test that runs the chart runs once per kind of SGLang server (`--servers`)."""
+    if "servers" not in metafunc.fixturenames or metafunc.config.getoption("--target") != "local":
+        return
+    names = SERVERS[metafunc.config.getoption("--servers")]
+    if metafunc.definition.get_closest_marker("simulator_only"):
+        names = [name for name in names if name == "simulated"]
+    metafunc.parametrize("servers", names, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def servers(request: pytest.FixtureRequest) -> SglangServers:
+    """What runs the SGLang pods of a local deployment: the simulator, or real SGLang 0.5.23 on the CPU
+    serving the tiny model (skipped, naming `make sglang`, where it is not installed). Unused on a
+    cluster."""
+    if getattr(request, "param", "simulated") == "real":
+        return RealServers(request.getfixturevalue("sglang_python"), request.getfixturevalue("tiny_model"))
+    return SimulatedServers()
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +62,7 @@ def deployment(
     request: pytest.FixtureRequest,
     target: str,
     values_files: list[Path],
+    servers: SglangServers,
     render_chart,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
@@ -61,5 +87,6 @@ def deployment(
         return
     objects = render_chart(values_files=values_files)
     workdir = tmp_path_factory.mktemp("e2e")
-    with LocalDeployment(Topology.from_objects(objects), workdir, test_pods=helm_test_pods(objects)) as local:
+    topology = Topology.from_objects(objects)
+    with LocalDeployment(topology, workdir, servers=servers, test_pods=helm_test_pods(objects)) as local:
         yield local

@@ -3,22 +3,26 @@ with the chart's registrar, preStop drain and encoder-watcher, and with SGLang 0
 (`--encoder-register-urls`, as SGLang's docs set it up), whose encoder never unregisters on SIGTERM
 (srt/disaggregation/encoder/http_server.py: uvicorn re-raises SIGTERM, the atexit hook never runs).
 
-Both outcomes of a request sent to the stopped but still listed encoder are run: the language-only server
-ends (what the real servers did when issue 14 was filed) or only that request fails with 502 (what a
-reading of receiver.py predicts); the chart must protect in both. The figures are printed for the notes.
+It runs on the simulated and on the real SGLang servers (`servers`). A request sent to the stopped but
+still listed encoder ends the language-only server (what real SGLang 0.5.23 does); the simulator can also be
+set to fail only that request with 502 (what a reading of receiver.py predicts): the chart must protect in
+both. The figures are printed for the notes.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from sglang_epd.deploy.local import LocalDeployment
+from sglang_epd.deploy.servers import SglangServers
 from sglang_epd.render import EXAMPLES_DIR
 from sglang_epd.scenarios import (
     ImageSource,
+    LoadUnderAction,
     load_under_action,
     registered_encoder_urls,
     served_model,
@@ -31,10 +35,8 @@ from sglang_epd.topology import (
     container_argv,
     parse_flags,
 )
-from sglang_epd.waiting import wait_for
 
 SIM_VALUES = EXAMPLES_DIR / "sim-epd.yaml"
-DEAD_ENCODER = {"ends the server": "1", "fails the request": "0"}
 
 
 @pytest.fixture(autouse=True)
@@ -61,17 +63,28 @@ def with_sglangs_own_registration(objects: list[dict]) -> list[dict]:
     return objects
 
 
-@pytest.mark.parametrize("dead_encoder", list(DEAD_ENCODER))
-@pytest.mark.parametrize("lifecycle", ["chart", "sglang"])
-def test_scale_down_under_load_loses_requests_only_without_the_charts_lifecycle(
-    render_chart, tmp_path: Path, lifecycle: str, dead_encoder: str
-) -> None:
+@dataclass
+class ScaleDown:
+    run: LoadUnderAction
+    prefill_restarts: int
+    listed: list[str]  # what the prefill lists afterwards
+
+    def report(self, what: str) -> str:
+        late = self.run.failed_outside(window=0.0)
+        return (
+            f"scale-down 3 -> 1, {what}: {self.run.summary()}; {len(late)} failed that were not in flight; "
+            f"prefill restarts {self.prefill_restarts}; the prefill lists {len(self.listed)} encoder(s) after"
+        )
+
+
+def scale_down_under_load(
+    render_chart, workdir: Path, servers: SglangServers, lifecycle: str, env: dict[str, str] | None = None
+) -> ScaleDown:
     objects = render_chart(values_files=[SIM_VALUES], set_values={"encoder.replicas": 3})
     if lifecycle == "sglang":
         objects = with_sglangs_own_registration(objects)
     topology = Topology.from_objects(objects)
-    env = {"SGLANG_SIM_DEAD_ENCODER_ENDS_SERVER": DEAD_ENCODER[dead_encoder]}
-    with LocalDeployment(topology, tmp_path, extra_env=env) as deployment:
+    with LocalDeployment(topology, workdir, extra_env=env or {}, servers=servers) as deployment:
         wait_for_registration(deployment, topology, timeout=30)
         run = load_under_action(
             deployment.router_url,
@@ -82,23 +95,44 @@ def test_scale_down_under_load_loses_requests_only_without_the_charts_lifecycle(
             action_at=2.3,  # between arrivals, so that requests are in flight when the pods go
             action=lambda: deployment.scale("vlm-encoder", 1),
         )
-        restarts = deployment.pods["vlm-prefill"][0].restarts
-        wait_for(lambda: deployment.running_pods("vlm-prefill"), 30, "the prefill to run")
+        prefill = deployment.pods["vlm-prefill"]
+        restarts = prefill[0].restarts
+        deployment.wait_ready(prefill)  # a restarted real prefill takes tens of seconds
         listed = next(iter(registered_encoder_urls(deployment, topology).values()))
-    late = run.failed_outside(window=0.0)
-    print(
-        f"scale-down 3 -> 1, lifecycle {lifecycle}, a dead listed encoder {dead_encoder}: {run.summary()}; "
-        f"{len(late)} failed that were not in flight; prefill restarts {restarts}; the prefill lists "
-        f"{len(listed)} encoder(s) afterwards"
-    )
+    return ScaleDown(run, restarts, listed)
+
+
+@pytest.mark.parametrize("lifecycle", ["chart", "sglang"])
+def test_scale_down_under_load_loses_requests_only_without_the_charts_lifecycle(
+    render_chart, tmp_path: Path, servers: SglangServers, lifecycle: str
+) -> None:
+    """A request sent to the stopped but still listed encoder ends the language-only server, as real
+    SGLang 0.5.23 does (tests/fidelity/test_dead_encoder.py) and the simulator does by default."""
+    outcome = scale_down_under_load(render_chart, tmp_path, servers, lifecycle)
+    print(outcome.report(f"{servers.name} servers, lifecycle {lifecycle}"))
     if lifecycle == "chart":
-        assert not run.failed, f"the chart's lifecycle lost requests: {run.summary()}"
-        assert (restarts, len(listed)) == (0, 1)
-    elif dead_encoder == "fails the request":
-        assert late, (
-            f"SGLang's own registration lost nothing: the test no longer shows the risk ({run.summary()})"
-        )
+        assert not outcome.run.failed, f"the chart's lifecycle lost requests: {outcome.run.summary()}"
+        assert (outcome.prefill_restarts, len(outcome.listed)) == (0, 1)
     else:
-        # The router retries what the crash cut off, but the restarted prefill starts with an empty list and
-        # SGLang's registration never comes back: the surviving encoder is lost for good.
-        assert (restarts, listed) == (1, [])
+        # The prefill ends; the restarted one starts with an empty list and SGLang's registration never
+        # comes back: the surviving encoder is lost for good.
+        assert (outcome.prefill_restarts, outcome.listed) == (1, [])
+
+
+@pytest.mark.simulator_only  # real SGLang 0.5.23 ends the server; only the simulator can be set to this
+@pytest.mark.parametrize("lifecycle", ["chart", "sglang"])
+def test_scale_down_loses_requests_without_the_charts_lifecycle_when_a_dead_encoder_fails_one_request(
+    render_chart, tmp_path: Path, servers: SglangServers, lifecycle: str
+) -> None:
+    """What a reading of receiver.py predicts: only the request sent to the dead encoder fails (502)."""
+    env = {"SGLANG_SIM_DEAD_ENCODER_ENDS_SERVER": "0"}
+    outcome = scale_down_under_load(render_chart, tmp_path, servers, lifecycle, env)
+    print(outcome.report(f"{servers.name} servers, a dead encoder fails the request, lifecycle {lifecycle}"))
+    late = outcome.run.failed_outside(window=0.0)
+    if lifecycle == "chart":
+        assert not outcome.run.failed, f"the chart's lifecycle lost requests: {outcome.run.summary()}"
+        assert (outcome.prefill_restarts, len(outcome.listed)) == (0, 1)
+    else:
+        assert late, (
+            f"SGLang's own registration lost nothing, the test shows no risk: {outcome.run.summary()}"
+        )

@@ -1,6 +1,6 @@
-"""System tests whose bodies run unchanged against the local deployment and a real cluster
-(`--target kube`): they need the rendered topology and a `deploy.base.Deployment` (router URL, running
-pods, a GET on a pod, scale, kill)."""
+"""System tests whose bodies run unchanged against the local deployment (simulated and real SGLang
+servers) and a real cluster (`--target kube`): they need the rendered topology and a
+`deploy.base.Deployment` (router URL, running pods, a GET on a pod, scale, kill)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,7 @@ def test_helm_test_hook_passes(deployment) -> None:
     assert "PASS" in result.stdout
 
 
+@pytest.mark.simulator_only  # locally: the tiny model's ViT costs real SGLang next to nothing on a CPU
 def test_second_encoder_lowers_eight_image_ttft(
     deployment, topology: Topology, model: str, dynamic_encoders: Role, registration_timeout: float
 ) -> None:
@@ -166,6 +167,7 @@ def test_encoders_added_and_removed_under_load_keep_serving(
     assert not late, f"requests not in flight at the scale-down failed: {shrink.run.summary()}"
 
 
+@pytest.mark.simulator_only  # locally: the SLO is derived from the simulator's cost model
 def test_short_load_meets_ttft_slo(
     deployment, topology: Topology, target: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

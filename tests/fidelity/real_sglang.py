@@ -9,9 +9,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sglang_epd.real_sglang import CPU_ENV, CPU_FLAGS, PYTHONPATH, clean_env
 from sglang_epd.waiting import http_status, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 DRIVERS = Path(__file__).resolve().parent / "real"
 STARTUP_TIMEOUT_S = 180.0  # a real server takes 20-50 s to start on a loaded 2-core machine, a driver 5-20 s
 
@@ -26,27 +26,10 @@ def run_driver(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        env=clean_env(),
     )
     assert run.returncode == 0, f"{driver} failed:\n{run.stderr[-3000:]}"
     return json.loads(run.stdout)
-
-
-def real_python() -> Path | None:
-    """SGLANG_REAL_PYTHON, else .venv-sglang/bin/python; None when neither exists."""
-    configured = os.environ.get("SGLANG_REAL_PYTHON")
-    python = Path(configured) if configured else REPO / ".venv-sglang" / "bin" / "python"
-    return python if python.exists() else None
-
-
-# How real SGLang 0.5.23 runs on a CPU with no GPU (issue 14): SGLang's CPU engine, torch-native attention
-# and sampling, no CUDA graphs, and the CPU stand-in of sgl_kernel first on the path.
-CPU_KERNELS = DRIVERS / "cpu_kernels"
-CPU_ENV = {"SGLANG_USE_CPU_ENGINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-CPU_FLAGS = (
-    "--device", "cpu", "--attention-backend", "torch_native", "--sampling-backend", "pytorch",
-    "--disable-cuda-graph",
-)  # fmt: skip
 
 
 @dataclass
@@ -92,14 +75,13 @@ class RealSglang:
     ) -> RealProcess:
         """`python -m sglang.launch_server` on the CPU, answering once its /health does (20-50 s)."""
         argv = ["-m", "sglang.launch_server", "--model-path", str(model), "--host", host, "--port", str(port)]
-        full_env = {**CPU_ENV, "SGLANG_HOST_IP": host, "PYTHONPATH": str(CPU_KERNELS), **(env or {})}
+        full_env = {**CPU_ENV, "SGLANG_HOST_IP": host, "PYTHONPATH": str(PYTHONPATH), **(env or {})}
         return self._start("launch_server", [*argv, *CPU_FLAGS, *args], full_env, f"http://{host}:{port}")
 
     def _start(
         self, name: str, argv: list[str], env: dict[str, str], url: str, stdin: bool = False
     ) -> RealProcess:
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("SGLANG_") and k != "PYTHONPATH"}
-        full_env.update(env)
+        full_env = {**clean_env(), **env}
         log_path = self.log_dir / f"sglang-{name}-{len(self.processes)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(

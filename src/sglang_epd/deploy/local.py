@@ -2,13 +2,14 @@
 address, started in RBG's dependency order and gated on the rendered readiness probes.
 
 Nothing is re-derived from values: each process runs one container's rendered command and args.
-`python3 -m sglang.launch_server` runs the SGLang simulator (`sglang_epd.sim`, same flags), the router
-runs the real `sglang_router` from PyPI, and the encoder's registrar sidecar runs the chart's own
-files/encoder-registrar.py. Pod DNS names in arguments are mapped to the pods' loopback addresses, and
-`--host 0.0.0.0` binds the pod's own address, as a pod's network namespace would. Removing a pod follows
-the kubelet: the sglang container's preStop hook runs while the other containers get SIGTERM at once, and
-SGLang gets SIGTERM when its hook has returned. A container that exits by itself is started again, as the
-kubelet does for RBG's pods (restartPolicy Always), after its back-off.
+`python3 -m sglang.launch_server` runs the SGLang simulator (`sglang_epd.sim`, same flags) or real SGLang
+on the CPU (`servers`, see deploy/servers.py), the router runs the real `sglang_router` from PyPI, and the
+encoder's registrar sidecar runs the chart's own files/encoder-registrar.py. Pod DNS names in arguments
+are mapped to the pods' loopback addresses, and `--host 0.0.0.0` binds the pod's own address, as a pod's
+network namespace would. Removing a pod follows the kubelet: the sglang container's preStop hook runs
+while the other containers get SIGTERM at once, and SGLang gets SIGTERM when its hook has returned. A
+container that exits by itself is started again, as the kubelet does for RBG's pods (restartPolicy
+Always), after its back-off.
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ from ..k8s_env import PodIdentity, container_env, expand_all
 from ..render import CHART_DIR
 from ..topology import Role, Topology, container_argv
 from ..waiting import http_status
+from .servers import LAUNCH_SERVER, SglangServers, SimulatedServers
 
-# Rendered command prefix -> local command prefix.
+# Rendered command prefix -> local command prefix (SGLang's own: `servers`).
 COMMAND_MAP = {
-    ("python3", "-m", "sglang.launch_server"): (sys.executable, "-m", "sglang_epd.sim"),
     ("python3", "-m", "sglang_router.launch_router"): (sys.executable, "-m", "sglang_router.launch_router"),
     ("python3", "-c"): (sys.executable, "-c"),  # the helm test hook's inline script
     # Mounted from its ConfigMap in the encoder pods; the ConfigMap holds this very file.
@@ -89,6 +90,7 @@ class LocalPod:
     identity: PodIdentity
     argv: list[str]  # the first (sglang or router) container
     env: dict[str, str]
+    main_env: dict[str, str]  # the first container's, on top of env (what the SGLang servers need)
     log_path: Path
     sidecars: list[list[str]] = field(default_factory=list)  # argv of every other container
     pre_stop: list[str] | None = None  # the first container's preStop exec hook
@@ -132,7 +134,8 @@ class LocalDeployment:
     topology: Topology
     workdir: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    ready_timeout: float = 120.0
+    servers: SglangServers = field(default_factory=SimulatedServers)
+    ready_timeout: float | None = None  # default: the servers'
     subnet: int = field(default_factory=lambda: random.randint(20, 250))
     test_pods: list[dict] = field(default_factory=list)  # the rendered `helm.sh/hook: test` Pods
     pods: dict[str, list[LocalPod]] = field(default_factory=dict, init=False)
@@ -166,7 +169,11 @@ class LocalDeployment:
     def _local_argv(
         self, owner: str, rendered: list[str], identity: PodIdentity, env: Mapping[str, str]
     ) -> list[str]:
-        argv = local_command(owner, expand_all(rendered, env))
+        expanded = expand_all(rendered, env)
+        if tuple(expanded[: len(LAUNCH_SERVER)]) == LAUNCH_SERVER:
+            argv = self.servers.command(expanded[len(LAUNCH_SERVER) :])
+        else:
+            argv = local_command(owner, expanded)
         for i, token in enumerate(argv[:-1]):
             if token in BIND_FLAGS and argv[i + 1] == "0.0.0.0":
                 argv[i + 1] = identity.ip
@@ -191,8 +198,9 @@ class LocalDeployment:
         hook = main.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
         pre_stop = self._local_argv(f"{role.name} preStop", hook, identity, env) if hook else None
         process_env = {**os.environ, **env, **self.extra_env}
+        main_env = self.servers.env() if tuple(container_argv(main)[:3]) == LAUNCH_SERVER else {}
         log_path = self.workdir / "logs" / f"{identity.name}.log"
-        return LocalPod(role, identity, argv, process_env, log_path, sidecars, pre_stop)
+        return LocalPod(role, identity, argv, process_env, main_env, log_path, sidecars, pre_stop)
 
     # Life cycle -----------------------------------------------------------------------------------------
 
@@ -213,7 +221,7 @@ class LocalDeployment:
                     with self._lock:
                         self.pods[role.name] = pods
                 for role in wave:
-                    self._wait_ready(self.pods[role.name])
+                    self.wait_ready(self.pods[role.name])
                     started.add(role.name)
         except BaseException:
             self.stop()
@@ -241,7 +249,7 @@ class LocalDeployment:
         with pod.log_path.open("ab") as log:
             log.write(f"--- local kubelet: restarting the exited containers of {pod.name} ---\n".encode())
             if pod.process is not None and pod.process.poll() is not None:
-                pod.process = self._start_container(pod, pod.argv, log)
+                pod.process = self._start_container(pod, pod.argv, log, pod.main_env)
             pod.sidecar_processes = [
                 self._start_container(pod, argv, log) if process.poll() is not None else process
                 for argv, process in zip(pod.sidecars, pod.sidecar_processes, strict=True)
@@ -257,10 +265,12 @@ class LocalDeployment:
         return self._spawner.submit(self._popen, pod).result()
 
     @staticmethod
-    def _start_container(pod: LocalPod, argv: list[str], log: BinaryIO) -> subprocess.Popen:
+    def _start_container(
+        pod: LocalPod, argv: list[str], log: BinaryIO, env: Mapping[str, str] | None = None
+    ) -> subprocess.Popen:
         return subprocess.Popen(
             argv,
-            env=pod.env,
+            env={**pod.env, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -271,12 +281,14 @@ class LocalDeployment:
     def _popen(self, pod: LocalPod) -> LocalPod:
         pod.log_path.parent.mkdir(parents=True, exist_ok=True)
         with pod.log_path.open("ab") as log:
-            pod.process = self._start_container(pod, pod.argv, log)
+            pod.process = self._start_container(pod, pod.argv, log, pod.main_env)
             pod.sidecar_processes = [self._start_container(pod, argv, log) for argv in pod.sidecars]
         return pod
 
-    def _wait_ready(self, pods: list[LocalPod]) -> None:
-        deadline = time.monotonic() + self.ready_timeout
+    def wait_ready(self, pods: list[LocalPod]) -> None:
+        """Return once every pod passes its readiness probe; raise if one exits first or the time runs out."""
+        timeout = self.ready_timeout or self.servers.ready_timeout
+        deadline = time.monotonic() + timeout
         waiting = list(pods)
         while waiting:
             for pod in list(waiting):
@@ -290,7 +302,7 @@ class LocalDeployment:
             if waiting and time.monotonic() > deadline:
                 names = ", ".join(f"{p.name} ({p.readiness_url()})" for p in waiting)
                 raise LocalDeploymentError(
-                    f"not Ready after {self.ready_timeout:.0f} s: {names}. "
+                    f"not Ready after {timeout:.0f} s: {names}. "
                     f"Last log lines of {waiting[0].name}:\n{waiting[0].log_tail()}"
                 )
             if waiting:
@@ -308,7 +320,7 @@ class LocalDeployment:
         new = [self._spawn(self._pod(role, i)) for i in range(len(pods), replicas)]
         with self._lock:
             pods.extend(new)
-        self._wait_ready(new)
+        self.wait_ready(new)
 
     def kill(self, role_name: str, index: int) -> LocalPod:
         """SIGKILL one pod (no clean shutdown, like a node failure) and forget it."""

@@ -39,7 +39,7 @@ def copy_all_layer_kv_cache_cpu(data_ptrs, strides, tgt_loc, src_loc):
 def unsupported(name):
     def op(*_args, **_kwargs):
         raise NotImplementedError(
-            f"{name} is not in the CPU stand-in of sgl_kernel (tests/fidelity/real/cpu_kernels)"
+            f"{name} is not in the CPU stand-in of sgl_kernel (sglang_epd/real_sglang/pythonpath)"
         )
 
     op.__name__ = name
