@@ -47,6 +47,8 @@ $(VENV)/.parsers: requirements/parsers.txt $(VENV)/.installed
 $(SGLANG_VENV)/.installed: requirements/sglang.txt
 	$(PYTHON) -m venv $(SGLANG_VENV)
 	$(SGLANG_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/sglang.txt
+	@$(SGLANG_VENV)/bin/python -c "import mooncake.engine" 2>/dev/null || echo "note: Mooncake's engine does \
+	not load, so real SGLang's prefill/decode tests will skip: apt-get install libibverbs1 libnl-3-200 libnl-route-3-200"
 	touch $@
 
 setup: $(VENV)/.installed .tools/bin/helm .tools/bin/helm4  ## create .venv and install helm 3 and helm 4 into .tools/bin

@@ -16,6 +16,7 @@ import pytest
 from sglang_epd.deploy.base import Deployment
 from sglang_epd.deploy.local import LocalDeployment, helm_test_pods
 from sglang_epd.deploy.servers import RealServers, SglangServers, SimulatedServers
+from sglang_epd.real_sglang import mooncake_problem
 from sglang_epd.render import EXAMPLES_DIR
 from sglang_epd.topology import Topology
 
@@ -38,7 +39,11 @@ def servers(request: pytest.FixtureRequest) -> SglangServers:
     serving the tiny model (skipped, naming `make sglang`, where it is not installed). Unused on a
     cluster."""
     if getattr(request, "param", "simulated") == "real":
-        return RealServers(request.getfixturevalue("sglang_python"), request.getfixturevalue("tiny_model"))
+        python = request.getfixturevalue("sglang_python")
+        problem = mooncake_problem(python)  # every topology the system tests run has prefill/decode
+        if problem:
+            pytest.skip(problem)
+        return RealServers(python, request.getfixturevalue("tiny_model"))
     return SimulatedServers()
 
 

@@ -11,10 +11,17 @@ both. The figures are printed for the notes.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import os
+import signal
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from sglang_epd.deploy.local import LocalDeployment
@@ -23,9 +30,11 @@ from sglang_epd.render import EXAMPLES_DIR
 from sglang_epd.scenarios import (
     ImageSource,
     LoadUnderAction,
+    ask,
     load_under_action,
     registered_encoder_urls,
     served_model,
+    succeeded,
     wait_for_registration,
 )
 from sglang_epd.topology import (
@@ -35,6 +44,7 @@ from sglang_epd.topology import (
     container_argv,
     parse_flags,
 )
+from sglang_epd.waiting import wait_for
 
 SIM_VALUES = EXAMPLES_DIR / "sim-epd.yaml"
 
@@ -136,3 +146,56 @@ def test_scale_down_loses_requests_without_the_charts_lifecycle_when_a_dead_enco
         assert late, (
             f"SGLang's own registration lost nothing, the test shows no risk: {outcome.run.summary()}"
         )
+
+
+def connection_established_to(ip: str, port: int) -> bool:
+    """Some TCP connection to ip:port is established (/proc/net/tcp: little-endian hex address, state 01)."""
+    local = f"{socket.inet_aton(ip)[::-1].hex().upper()}:{port:04X}"
+    rows = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]]
+    return any(row[1] == local and row[3] == "01" for row in rows)
+
+
+def test_a_request_at_a_hard_killed_encoder_ends_the_prefill_and_the_group_recovers(
+    render_chart, tmp_path: Path, servers: SglangServers
+) -> None:
+    """What no lifecycle can prevent (chart README, "Encoder lifecycle"): an encoder killed while a request
+    is at it (a lost node) ends the language-only prefill, in SGLang 0.5.23 through
+    request_receiver._apply_mm_receiver and a TypeError in output_streamer.py. The encoder is frozen
+    (SIGSTOP) until the prefill's /encode connection to it is open, so that the request is certainly at it
+    when it dies. The kubelet restarts the prefill, the registrar registers the surviving encoder with it
+    again, and requests are served again."""
+    topology = Topology.from_objects(render_chart(values_files=[SIM_VALUES]))  # 2 encoders
+    encoder = topology.roles["vlm-encoder"]
+    model = served_model(topology)
+
+    def request() -> bool:
+        async def send() -> bool:
+            async with aiohttp.ClientSession() as session:
+                return succeeded(
+                    await ask(session, deployment.router_url, model, ImageSource().request_images())
+                )
+
+        return asyncio.run(send())
+
+    with LocalDeployment(topology, tmp_path, servers=servers) as deployment, ThreadPoolExecutor(1) as pool:
+        wait_for_registration(deployment, topology, timeout=30)
+        victim = deployment.pods[encoder.name][1]
+        os.kill(victim.process.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+        at_the_encoder = pool.submit(request)  # 8 images: both encoders get some
+        wait_for(
+            lambda: connection_established_to(victim.ip, encoder.port), 60, "the /encode to the frozen one"
+        )
+        killed_at = time.monotonic()
+        deployment.kill(encoder.name, 1)
+        prefill = deployment.pods["vlm-prefill"]
+        wait_for(lambda: prefill[0].restarts == 1, 60, "the prefill to end and be restarted")
+        deployment.wait_ready(prefill)
+        listed = wait_for_registration(deployment, topology, timeout=60)
+        wait_for(request, 300, "a request to be served again", interval=1.0)
+        recovered_s = time.monotonic() - killed_at
+        print(
+            f"hard kill of an encoder with a request at it, {servers.name} servers: the request "
+            f"{'succeeded (the router retried it)' if at_the_encoder.result() else 'failed'}, the prefill "
+            f"restarted once, {len(listed)} encoder listed again, served again {recovered_s:.0f} s after"
+        )
+    assert len(listed) == 1, f"the restarted prefill lists {listed}, not the surviving encoder"

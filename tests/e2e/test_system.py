@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,9 +33,13 @@ from sglang_epd.scenarios import (
 from sglang_epd.sim.client import ChatResult
 from sglang_epd.sim.cost import ideal_ttft_ms
 from sglang_epd.topology import Role, Topology
+from sglang_epd.waiting import wait_for
 
 # Encoders retry registration every few seconds (SGLang: 5 s), and a cluster adds pod start-up.
 REGISTRATION_TIMEOUT_S = {"local": 30.0, "kube": 300.0}
+# A restarted language server loads its model again (real SGLang on this CPU: ~40 s, and ~60 s more until
+# the decode takes its KV cache again; a cluster: the model load).
+RESTART_TIMEOUT_S = 900.0
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +71,12 @@ def dynamic_encoders(deployment, topology: Topology, registration_timeout: float
     if len(deployment.running_pods(encoder.name)) != encoder.replicas:
         deployment.scale(encoder.name, encoder.replicas)
     wait_for_registration(deployment, topology, registration_timeout)
+
+
+def language_server_restarts(deployment, topology: Topology) -> int:
+    return sum(
+        pod.restarts for role in topology.language_roles() for pod in deployment.running_pods(role.name)
+    )
 
 
 def ask_once(url: str, model: str, images: int) -> ChatResult:
@@ -118,11 +129,15 @@ def test_killed_encoder_loses_only_requests_around_the_kill(
 ) -> None:
     """Open-loop 8-image load; one of two encoders is killed 3 s in. A request may fail only if it was in
     flight at the kill or was sent before the language servers evicted the dead encoder; every later one
-    succeeds. Afterwards the servers list exactly the running encoders (locally the survivor; on a
-    cluster also the pod the controller re-created)."""
+    succeeds. If a request was at the encoder when it died, SGLang 0.5.23 ends the language-only server
+    (request_receiver._apply_mm_receiver; the chart README's "what a hard kill still does"): then the
+    requests lost are those until it is back, and it must come back with every running encoder. Afterwards
+    the servers list exactly the running encoders (locally the survivor; on a cluster also the pod the
+    controller re-created)."""
     if len(deployment.running_pods(dynamic_encoders.name)) < 2:
         deployment.scale(dynamic_encoders.name, 2)
     wait_for_registration(deployment, topology, registration_timeout)
+    restarts_before = language_server_restarts(deployment, topology)
     window = eviction_window_s(topology)
     run = load_under_action(
         deployment.router_url,
@@ -134,12 +149,25 @@ def test_killed_encoder_loses_only_requests_around_the_kill(
         action=lambda: deployment.kill(dynamic_encoders.name, 1),
     )
     print(f"kill 1 of 2 encoders: {run.summary()}")
-    late = run.failed_outside(window)
-    assert not late, (
-        f"{len(late)} request(s) failed that were neither in flight at the kill nor sent in the "
-        f"{window:.0f} s eviction window, first sent at {late[0].at:.1f} s: {late[0].result.headers}"
-    )
-    assert run.seconds_to_recover is not None, f"traffic did not recover: {run.summary()}"
+    if language_server_restarts(deployment, topology) > restarts_before:
+        began = time.monotonic()
+        wait_for(
+            lambda: succeeded(ask_once(deployment.router_url, model, IMAGES)),
+            RESTART_TIMEOUT_S,
+            "a request to be served after the language server's restart",
+            interval=1.0,
+        )
+        print(
+            "a request was at the killed encoder: a language server restarted, served again "
+            f"{time.monotonic() - began:.0f} s after the load"
+        )
+    else:
+        late = run.failed_outside(window)
+        assert not late, (
+            f"{len(late)} request(s) failed that were neither in flight at the kill nor sent in the "
+            f"{window:.0f} s eviction window, first sent at {late[0].at:.1f} s: {late[0].result.headers}"
+        )
+        assert run.seconds_to_recover is not None, f"traffic did not recover: {run.summary()}"
     wait_for_registration(deployment, topology, registration_timeout)
 
 

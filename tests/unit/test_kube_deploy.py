@@ -534,7 +534,7 @@ def test_ready_pods_skip_terminating_unready_and_unscheduled_pods_in_index_order
     pods = json.loads(recorded("pods-encoders.json"))["items"]
     assert ready_pods(pods) == [
         KubePod("sglang-epd-vlm-encoder-0", "10.244.1.10"),
-        KubePod("sglang-epd-vlm-encoder-1", "10.244.2.11"),
+        KubePod("sglang-epd-vlm-encoder-1", "10.244.2.11", restarts=2),  # summed over its containers
         KubePod("sglang-epd-vlm-encoder-10", "10.244.1.30"),
     ]
 
@@ -556,7 +556,7 @@ def test_kill_force_deletes_the_ready_pod_with_that_index(target: KubeTarget) ->
     runner.expect(ENCODER_PODS, recorded("pods-encoders.json"))
     force = ["--grace-period=0", "--force", "--wait=false"]
     runner.expect(kubectl("delete", "pod", "sglang-epd-vlm-encoder-1", "-n", NS, *force))
-    assert dep.kill("vlm-encoder", 1) == KubePod("sglang-epd-vlm-encoder-1", "10.244.2.11")
+    assert dep.kill("vlm-encoder", 1) == KubePod("sglang-epd-vlm-encoder-1", "10.244.2.11", restarts=2)
     runner.expect(ENCODER_PODS, recorded("pods-encoders.json"))
     with pytest.raises(KubeDeploymentError, match="no Ready pod with index 3"):
         dep.kill("vlm-encoder", 3)  # not Ready: killing it proves nothing about failover

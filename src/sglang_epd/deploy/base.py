@@ -15,6 +15,11 @@ class Pod(Protocol):
     @property
     def ip(self) -> str: ...
 
+    @property
+    def restarts(self) -> int:
+        """How often its containers were restarted, as `kubectl get pods` counts them."""
+        ...
+
 
 class Deployment(Protocol):
     @property

@@ -226,6 +226,7 @@ def progress_line(status: GroupStatus) -> str:
 class KubePod:
     name: str
     ip: str
+    restarts: int = 0
 
 
 def _serves(pod: Mapping) -> bool:
@@ -240,7 +241,15 @@ def _serves(pod: Mapping) -> bool:
 def ready_pods(pods: Sequence[Mapping]) -> list[KubePod]:
     """The pods (items of `kubectl get pods -o json`) that serve, in index order (RBG names pod i
     `<rbg>-<role>-<i>`)."""
-    serving = [KubePod(p["metadata"]["name"], p["status"]["podIP"]) for p in pods if _serves(p)]
+    serving = [
+        KubePod(
+            p["metadata"]["name"],
+            p["status"]["podIP"],
+            sum(c.get("restartCount", 0) for c in p["status"].get("containerStatuses") or []),
+        )
+        for p in pods
+        if _serves(p)
+    ]
     return sorted(serving, key=lambda p: _pod_index(p.name))
 
 

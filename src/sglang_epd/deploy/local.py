@@ -423,13 +423,15 @@ def _remove(pod: LocalPod) -> None:
 
 
 def _terminate(process: subprocess.Popen, grace: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
+    """SIGTERM the container's first process, as the kubelet signals PID 1, and give it `grace` seconds;
+    then, as a container ends with its first process, SIGKILL whatever it started. (Signalling the whole
+    group at once would differ: SGLang's server takes its scheduler dying first for a crash and waits 5 s
+    more before it exits.)"""
+    if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+            process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

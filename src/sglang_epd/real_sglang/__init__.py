@@ -60,6 +60,23 @@ def server_flags(args: list[str]) -> list[str]:
     return [*CPU_FLAGS, *MEMORY_FLAGS, *PD_FLAGS.get(mode or "", ())]
 
 
+MOONCAKE_LIBS = "libibverbs1 libnl-3-200 libnl-route-3-200"
+
+
+def mooncake_problem(python: Path) -> str | None:
+    """Why Mooncake's transfer engine (the KV cache prefill -> decode) does not load in `python`, or None."""
+    run = subprocess.run(
+        [str(python), "-c", "import mooncake.engine"], capture_output=True, text=True, env=clean_env()
+    )
+    if run.returncode == 0:
+        return None
+    last = (run.stderr.strip().splitlines() or ["no output"])[-1]
+    return (
+        f"Mooncake's transfer engine does not load in {python} ({last}): `make sglang` installs it, and it "
+        f"needs Debian's {MOONCAKE_LIBS} (apt-get install)"
+    )
+
+
 def build_tiny_model(python: Path, out: Path, timeout: float = 300) -> Path:
     """Write the tiny random Qwen2.5-VL into `out` (~6 s) unless it is there already."""
     if (out / "config.json").exists() and (out / "model.safetensors").exists():
