@@ -35,7 +35,7 @@ from ..k8s_env import PodIdentity, container_env, expand_all
 from ..render import CHART_DIR
 from ..topology import Role, Topology, container_argv
 from ..waiting import http_status
-from .servers import LAUNCH_SERVER, SglangServers, SimulatedServers
+from .servers import LAUNCH_SERVER, SglangServers, SimulatedServers, launches_sglang
 
 # Rendered command prefix -> local command prefix (SGLang's own: `servers`).
 COMMAND_MAP = {
@@ -170,7 +170,7 @@ class LocalDeployment:
         self, owner: str, rendered: list[str], identity: PodIdentity, env: Mapping[str, str]
     ) -> list[str]:
         expanded = expand_all(rendered, env)
-        if tuple(expanded[: len(LAUNCH_SERVER)]) == LAUNCH_SERVER:
+        if launches_sglang(expanded):
             argv = self.servers.command(expanded[len(LAUNCH_SERVER) :])
         else:
             argv = local_command(owner, expanded)
@@ -198,7 +198,7 @@ class LocalDeployment:
         hook = main.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
         pre_stop = self._local_argv(f"{role.name} preStop", hook, identity, env) if hook else None
         process_env = {**os.environ, **env, **self.extra_env}
-        main_env = self.servers.env() if tuple(container_argv(main)[:3]) == LAUNCH_SERVER else {}
+        main_env = self.servers.env() if launches_sglang(container_argv(main)) else {}
         log_path = self.workdir / "logs" / f"{identity.name}.log"
         return LocalPod(role, identity, argv, process_env, main_env, log_path, sidecars, pre_stop)
 

@@ -17,6 +17,10 @@ from .. import real_sglang
 LAUNCH_SERVER = ("python3", "-m", "sglang.launch_server")
 
 
+def launches_sglang(argv: list[str]) -> bool:
+    return tuple(argv[: len(LAUNCH_SERVER)]) == LAUNCH_SERVER
+
+
 class SglangServers(Protocol):
     name: ClassVar[str]
     ready_timeout: ClassVar[float]  # seconds from start to Ready, with a whole group starting at once
