@@ -9,7 +9,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sglang_epd.real_sglang import CPU_ENV, CPU_FLAGS, PYTHONPATH, clean_env
+from sglang_epd.real_sglang import CPU_FLAGS, clean_env, server_env
 from sglang_epd.waiting import http_status, wait_for
 
 DRIVERS = Path(__file__).resolve().parent / "real"
@@ -75,7 +75,7 @@ class RealSglang:
     ) -> RealProcess:
         """`python -m sglang.launch_server` on the CPU, answering once its /health does (20-50 s)."""
         argv = ["-m", "sglang.launch_server", "--model-path", str(model), "--host", host, "--port", str(port)]
-        full_env = {**CPU_ENV, "SGLANG_HOST_IP": host, "PYTHONPATH": str(PYTHONPATH), **(env or {})}
+        full_env = {**server_env(), "SGLANG_HOST_IP": host, **(env or {})}
         return self._start("launch_server", [*argv, *CPU_FLAGS, *args], full_env, f"http://{host}:{port}")
 
     def _start(

@@ -56,7 +56,7 @@ class RealServers:
         args = list(args)
         if "--model-path" in args:
             args[args.index("--model-path") + 1] = str(self.model)
-        return [str(self.python), "-m", "sglang.launch_server", *args, *real_sglang.server_flags(args)]
+        return [str(self.python), *LAUNCH_SERVER[1:], *args, *real_sglang.server_flags(args)]
 
     def env(self) -> dict[str, str]:
         return real_sglang.server_env()
