@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SGLANG_VENV ?= .venv-sglang
+CHECKOV_VENV ?= .venv-checkov
+NCA_VENV ?= .venv-nca
 CHART := charts/sglang-epd
 VALUES ?= values-examples/qwen2.5-vl-7b-epd.yaml
 RELEASE ?= sglang-epd
@@ -25,7 +27,7 @@ LABELS ?=
 LOCUST_ARGS = --profile $(PROFILE) --slo $(SLO) -u $(USERS) -r $(USERS) -t $(DURATION) \
 	--results-dir $(RUN_DIR) --html $(RUN_DIR)/locust.html --csv $(RUN_DIR)/locust
 
-.PHONY: help setup parsers sglang test lint render topology e2e demo loadtest loadtest-sim compare bench-sim docs clean
+.PHONY: help setup parsers sglang scanners test lint render topology e2e demo loadtest loadtest-sim compare bench-sim docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,13 +53,26 @@ $(SGLANG_VENV)/.installed: requirements/sglang.txt
 	not load, so real SGLang's prefill/decode tests will skip: apt-get install libibverbs1 libnl-3-200 libnl-route-3-200"
 	touch $@
 
+# The scanners platform teams gate charts with, each in its own environment (their pins clash).
+$(CHECKOV_VENV)/.installed: requirements/checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/checkov.txt
+	touch $@
+
+$(NCA_VENV)/.installed: requirements/nca.txt
+	$(PYTHON) -m venv $(NCA_VENV)
+	$(NCA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/nca.txt
+	touch $@
+
 setup: $(VENV)/.installed .tools/bin/helm .tools/bin/helm4  ## create .venv and install helm 3 and helm 4 into .tools/bin
 
 parsers: $(VENV)/.parsers  ## install SGLang's and sglang-router's real parsers (~1.9 GB, ~50 s) for the argv tests
 
 sglang: $(SGLANG_VENV)/.installed  ## install real SGLang 0.5.23 into .venv-sglang (~11 GB, ~3 min) for the fidelity tests
 
-test: setup parsers sglang  ## run the test suite (cluster tests skip without a cluster)
+scanners: $(CHECKOV_VENV)/.installed $(NCA_VENV)/.installed  ## install checkov and network-config-analyzer (~30 s) for the security tests
+
+test: setup parsers sglang scanners  ## run the test suite (cluster tests skip without a cluster)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup  ## ruff, helm lint --strict (Helm 3 and 4), values docs up to date
@@ -99,5 +114,5 @@ bench-sim: setup  ## simulator figures: 8-image TTFT vs encoders (1,2,4,8) again
 docs: setup  ## regenerate the values table in the chart README
 	$(PY) -m sglang_epd.chart_docs
 
-clean:  ## remove .venv, .venv-sglang, .tools and caches
-	rm -rf $(VENV) $(SGLANG_VENV) .tools .pytest_cache .ruff_cache results src/*.egg-info
+clean:  ## remove the venvs, .tools and caches
+	rm -rf $(VENV) $(SGLANG_VENV) $(CHECKOV_VENV) $(NCA_VENV) .tools .pytest_cache .ruff_cache results src/*.egg-info

@@ -35,6 +35,17 @@ BAD_VALUES: dict[str, tuple[dict[str, object], list[str], list[str]]] = {
         ["prefill.resources.limits.nvidia.com/gpu", "prefill.tpSize"],
         [],
     ),
+    "ephemeral-range-reversed": (
+        {"networkPolicy.ephemeralPorts": {"start": 60999, "end": 32768}},
+        ["networkPolicy.ephemeralPorts"],
+        [],
+    ),
+    "mooncake-range-overlaps-ephemeral": (
+        {"networkPolicy.mooncakePorts": {"start": 30000, "end": 40000}},
+        ["networkPolicy.mooncakePorts", "networkPolicy.ephemeralPorts"],
+        [],
+    ),
+    "image-digest-not-sha256": ({"image.digest": "latest"}, ["image.digest"], []),
     "mooncake-pd-without-rdma": (
         {"disaggregation.transferBackend": "mooncake"},
         ["disaggregation.transferBackend"],

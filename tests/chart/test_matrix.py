@@ -9,46 +9,7 @@ import pytest
 from sglang_epd.topology import Topology
 from sglang_epd.wiring import check_wiring
 
-MODES = {
-    "epd": {"encoder", "prefill", "decode", "router"},
-    "pd": {"prefill", "decode", "router"},
-    "encoder+collocated": {"encoder", "server", "router"},
-    "collocated": {"server", "router"},
-}
-
-OPTIONS: dict[str, dict[str, object]] = {
-    "router-discovery": {"router.discovery.enabled": True, "decode.port": 30000},
-    "defaults": {},
-    "scaled": {"encoder.replicas": 5, "prefill.replicas": 3, "decode.replicas": 2, "server.replicas": 3},
-    "tp2": {"prefill.tpSize": 2, "decode.tpSize": 2, "server.tpSize": 2, "encoder.tpSize": 2},
-    "rdma-mooncake": {
-        "rdma.enabled": True,
-        "rdma.ibDevices": "mlx5_0,mlx5_1",
-        "rdma.hostNetwork": True,
-        "disaggregation.transferBackend": "mooncake",
-        "encoderDiscovery.transferBackend": "mooncake",
-    },
-    "nixl-no-metrics": {"disaggregation.transferBackend": "nixl", "metrics.enabled": False},
-    "renamed-roles": {
-        "encoder.name": "vit",
-        "prefill.name": "pre",
-        "decode.name": "dec",
-        "server.name": "srv",
-        "router.name": "rt",
-        "fullnameOverride": "vlm",
-    },
-    "custom-ports": {
-        "encoder.port": 40002,
-        "prefill.port": 40000,
-        "decode.port": 40001,
-        "server.port": 40003,
-        "encoderDiscovery.bootstrapPort": 9997,
-        "disaggregation.bootstrapPort": 9998,
-        "router.port": 9000,
-    },
-    "pvc-model": {"model.source": "pvc", "model.pvc.claimName": "weights", "model.path": "qwen"},
-    "hostpath-model": {"model.source": "hostPath", "model.hostPath.path": "/data/qwen"},
-}
+from .matrix import MODES, OPTIONS
 
 
 @pytest.fixture(
@@ -115,7 +76,12 @@ def test_hf_token_comes_from_secret(render_chart) -> None:
             continue
         download = role.pod_template["spec"]["initContainers"][0]
         env = {e["name"]: e for e in download["env"]}
-        assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "hf", "key": "HF_TOKEN"}}
+        assert env["HF_TOKEN_PATH"]["value"] == "/var/run/secrets/huggingface/token"
+        assert "HF_TOKEN" not in env
+        mount = next(m for m in download["volumeMounts"] if m["name"] == "hf-token")
+        assert (mount["mountPath"], mount["readOnly"]) == ("/var/run/secrets/huggingface", True)
+        volume = next(v for v in role.pod_template["spec"]["volumes"] if v["name"] == "hf-token")
+        assert volume["secret"] == {"secretName": "hf", "items": [{"key": "HF_TOKEN", "path": "token"}]}
         assert env["MODEL_REVISION"]["value"] == "v1"
 
 

@@ -241,16 +241,19 @@ def _peers(policy: dict) -> set[str]:
     ],
 )
 def test_network_policies_let_in_only_the_roles_that_talk(render_chart, mode: str, expected: dict) -> None:
+    """Which roles each policy names; the ports, and what the policies mean together, are computed by
+    network-config-analyzer in test_network_connectivity.py."""
     objects = render_chart(set_values={"mode": mode, "networkPolicy.enabled": True})
+    all_policies = of_kind(objects, "NetworkPolicy")
     policies = {
         p["spec"]["podSelector"]["matchLabels"][ROLE_LABEL]: p
-        for p in of_kind(objects, "NetworkPolicy").values()
+        for p in all_policies.values()
+        if ROLE_LABEL in p["spec"]["podSelector"]["matchLabels"]
     }
     assert set(policies) == {*expected, "sglang-router"}
+    assert set(all_policies) - {p["metadata"]["name"] for p in policies.values()} == {"sglang-epd-helm-test"}
     for role, peers in expected.items():
         assert _peers(policies[role]) == peers
-        # SGLang's ZMQ and Mooncake transfers use random ports: every TCP port, nothing else.
-        assert policies[role]["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP"}]
     router = policies["sglang-router"]["spec"]["ingress"]
     assert router == [{"from": [{"podSelector": {}}], "ports": [{"port": "http", "protocol": "TCP"}]}]
 
@@ -333,13 +336,77 @@ def test_least_privilege_by_default(render_chart, rdma: bool) -> None:
         assert context["capabilities"]["drop"] == ["ALL"], name
         sglang = container["name"] == "sglang"
         assert context["capabilities"].get("add", []) == (["IPC_LOCK"] if rdma and sglang else []), name
+        assert context["readOnlyRootFilesystem"] is True, name
+        # Only IPC_LOCK needs root: Kubernetes gives a non-root process no added capability.
+        root = {"runAsUser": 0, "runAsNonRoot": False}
+        assert {k: context[k] for k in root if k in context} == (root if rdma and sglang else {}), name
     pods = [pod_spec(r) for r in roles(objects).values()] + [
         p["spec"] for p in of_kind(objects, "Pod").values()
     ]
     for spec in pods:
         assert spec["automountServiceAccountToken"] is False
-        assert spec["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+        assert spec["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "fsGroup": 10001,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
     assert not of_kind(objects, "ServiceAccount"), "no account without router discovery"
+
+
+def test_sglang_writes_only_to_its_emptydirs(render_chart) -> None:
+    """Read-only root filesystems: SGLang and the model download write to /tmp and HOME (emptyDirs), the
+    weights are mounted read-only where SGLang runs (tests/fidelity/test_non_root.py runs real SGLang so)."""
+    for name, role in roles(render_chart()).items():
+        spec = pod_spec(role)
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            if container["name"] not in ("sglang", "model-download"):
+                assert "volumeMounts" not in container or all(
+                    m.get("readOnly") for m in container["volumeMounts"]
+                )
+                continue
+            writable = {m["mountPath"]: m["name"] for m in container["volumeMounts"] if not m.get("readOnly")}
+            env = {e["name"]: e.get("value") for e in container["env"]}
+            expected = {"/tmp": "tmp", "/home/sglang": "home"}
+            if container["name"] == "sglang":
+                expected["/dev/shm"] = "dshm"
+            else:
+                expected["/models"] = "model"  # the download's target
+            assert writable == expected, (name, container["name"])
+            assert env["HOME"] == "/home/sglang"
+            assert all("emptyDir" in volumes[v] for v in writable.values())
+            assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "16Gi"}
+
+
+@pytest.mark.parametrize("host_network", [False, True])
+def test_network_policies_pin_the_ports_they_admit(render_chart, host_network: bool) -> None:
+    """SGLang's random ZMQ ports come from the pod's ip_local_port_range, set to the admitted range; Mooncake's
+    from MC_MIN_RPC_PORT..MC_MAX_RPC_PORT. A host-network pod has no sysctls of its own (and no policy)."""
+    objects = render_chart(
+        set_values={
+            "networkPolicy.enabled": True,
+            "networkPolicy.ephemeralPorts": {"start": 40000, "end": 50000},
+            "rdma.enabled": host_network,
+            "rdma.hostNetwork": host_network,
+        }
+    )
+    for name, role in roles(objects).items():
+        spec = pod_spec(role)
+        sysctls = spec["securityContext"].get("sysctls")
+        if host_network:
+            assert sysctls is None, name
+        else:
+            assert sysctls == [{"name": "net.ipv4.ip_local_port_range", "value": "40000 50000"}], name
+        if name == "sglang-router":
+            continue
+        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        uses_mooncake = name in ("vlm-prefill", "vlm-decode")  # PD over mooncake_tcp; encoders use ZMQ
+        assert (env.get("MC_MIN_RPC_PORT"), env.get("MC_MAX_RPC_PORT")) == (
+            ("15000", "17000") if uses_mooncake else (None, None)
+        ), name
 
 
 def test_privileged_only_by_explicit_value_and_only_sglang(render_chart) -> None:

@@ -94,6 +94,20 @@ def test_encoders_registered_with_pod_addresses(epd: LocalDeployment) -> None:
     assert encoders_known(epd) == sorted(pod.url() for pod in epd.role_pods("encoder"))
 
 
+def test_each_pod_gets_its_own_emptydirs(epd: LocalDeployment) -> None:
+    """HOME is an emptyDir in the chart (SGLang's caches): locally a directory of each pod, never the path
+    in the container."""
+    homes = {
+        pod.identity.name: pod.env["HOME"]
+        for pods in epd.pods.values()
+        for pod in pods
+        if pod.role.component != "router"
+    }
+    assert len(set(homes.values())) == len(homes) > 0
+    for name, home in homes.items():
+        assert home == str(epd.workdir / "volumes" / name / "home") and Path(home).is_dir()
+
+
 def test_one_image_request(epd: LocalDeployment, images: list[str]) -> None:
     result = ask(epd.router_url, images[:1])
     assert result.status == 200 and result.text.strip() and split(result) == [1]

@@ -71,21 +71,42 @@ class RealSglang:
         return self._start("bootstrap_server", argv, env, f"http://{host}:{port}", stdin=True)
 
     def server(
-        self, model: Path, host: str, port: int, *args: str, env: dict[str, str] | None = None
+        self,
+        model: Path,
+        host: str,
+        port: int,
+        *args: str,
+        env: dict[str, str] | None = None,
+        user: tuple[int, int] | None = None,
     ) -> RealProcess:
-        """`python -m sglang.launch_server` on the CPU, answering once its /health does (20-50 s)."""
+        """`python -m sglang.launch_server` on the CPU, answering once its /health does (20-50 s); as the
+        given (uid, gid) with no supplementary groups when `user` is set (needs root and setpriv). That user
+        keeps CAP_DAC_READ_SEARCH, which lets it read and traverse anything and write nothing more: the
+        interpreter may live under a root-only home (pyenv), where an image's Python is world-readable."""
         argv = ["-m", "sglang.launch_server", "--model-path", str(model), "--host", host, "--port", str(port)]
         full_env = {**server_env(), "SGLANG_HOST_IP": host, **(env or {})}
-        return self._start("launch_server", [*argv, *CPU_FLAGS, *args], full_env, f"http://{host}:{port}")
+        prefix = []
+        if user is not None:
+            prefix = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups",
+                      "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", "--"]
+        return self._start(
+            "launch_server", [*argv, *CPU_FLAGS, *args], full_env, f"http://{host}:{port}", prefix=prefix
+        )
 
     def _start(
-        self, name: str, argv: list[str], env: dict[str, str], url: str, stdin: bool = False
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        url: str,
+        stdin: bool = False,
+        prefix: list[str] | None = None,
     ) -> RealProcess:
         full_env = {**clean_env(), **env}
         log_path = self.log_dir / f"sglang-{name}-{len(self.processes)}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [str(self.python), *argv],
+                [*(prefix or []), str(self.python), *argv],
                 env=full_env,
                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=log,

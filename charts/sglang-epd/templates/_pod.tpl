@@ -19,6 +19,7 @@ metadata:
   {{- /* The discovering router reads each prefill's bootstrap port from this annotation. */}}
   {{- $_ := set $annotations "sglang.ai/bootstrap-port" (toString $root.Values.disaggregation.bootstrapPort) }}
   {{- end }}
+  {{- $annotations = merge $annotations (include "sglang-epd.checkovSkips" (list $root $key) | fromYaml) }}
   {{- with $annotations }}
   annotations:
     {{- toYaml . | nindent 4 }}
@@ -58,10 +59,45 @@ schedulerName: {{ $gang.schedulerName }}
 {{- end }}
 terminationGracePeriodSeconds: {{ $role.terminationGracePeriodSeconds }}
 enableServiceLinks: false
-{{- with $root.Values.security.podSecurityContext }}
+{{- $security := deepCopy $root.Values.security.podSecurityContext }}
+{{- $np := $root.Values.networkPolicy }}
+{{- if and $np.enabled (not (and $root.Values.rdma.enabled $root.Values.rdma.hostNetwork)) }}
+{{- /* Pins the range SGLang's random ZMQ ports come from to the one the NetworkPolicies admit. */}}
+{{- $range := dict "name" "net.ipv4.ip_local_port_range" "value" (printf "%d %d" (int $np.ephemeralPorts.start) (int $np.ephemeralPorts.end)) }}
+{{- $_ := set $security "sysctls" (append ($security.sysctls | default list) $range) }}
+{{- end }}
+{{- with $security }}
 securityContext:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/* Where SGLang writes (security.readOnlyRootFilesystem): the environment that points its caches there. */}}
+{{- define "sglang-epd.scratchEnv" -}}
+# SGLang's caches (SGLANG_CACHE_DIR, Triton, TorchInductor, FlashInfer, DeepGEMM) and huggingface_hub's live
+# under $HOME (sglang/srt/environ.py redirect_third_party_caches); the image's own HOME is not writable.
+- name: HOME
+  value: {{ include "sglang-epd.scratchHome" . }}
+{{- end }}
+
+{{- define "sglang-epd.scratchHome" -}}
+/home/sglang
+{{- end }}
+
+{{- define "sglang-epd.scratchMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: home
+  mountPath: {{ include "sglang-epd.scratchHome" . }}
+{{- end }}
+
+{{- define "sglang-epd.scratchVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.security.scratchSizeLimit }}
+- name: home
+  emptyDir:
+    sizeLimit: {{ .Values.security.scratchSizeLimit }}
 {{- end }}
 
 {{/*
@@ -146,12 +182,11 @@ must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
       value: {{ $m.huggingface.revision | quote }}
     - name: MODEL_DIR
       value: {{ include "sglang-epd.modelPath" $root | quote }}
-    {{- with $m.huggingface.tokenSecret.name }}
-    - name: HF_TOKEN
-      valueFrom:
-        secretKeyRef:
-          name: {{ . }}
-          key: {{ $m.huggingface.tokenSecret.key }}
+    {{- include "sglang-epd.scratchEnv" $root | nindent 4 }}
+    {{- if $m.huggingface.tokenSecret.name }}
+    # The token as a file, not in the environment (huggingface_hub reads HF_TOKEN_PATH; checkov CKV_K8S_35).
+    - name: HF_TOKEN_PATH
+      value: {{ include "sglang-epd.hfTokenDir" $root }}/token
     {{- end }}
   {{- with $m.huggingface.resources }}
   resources:
@@ -162,6 +197,16 @@ must agree), RDMA devices when rdma.enabled. Args: (list $root $roleKey).
   volumeMounts:
     - name: model
       mountPath: {{ $m.mountPath }}
+    {{- include "sglang-epd.scratchMounts" $root | nindent 4 }}
+    {{- if $m.huggingface.tokenSecret.name }}
+    - name: hf-token
+      mountPath: {{ include "sglang-epd.hfTokenDir" $root }}
+      readOnly: true
+    {{- end }}
+{{- end }}
+
+{{- define "sglang-epd.hfTokenDir" -}}
+/var/run/secrets/huggingface
 {{- end }}
 
 {{/* Pod template of a SGLang role (encoder, prefill, decode, server). Args: (list $root $roleKey). */}}
@@ -209,6 +254,14 @@ spec:
           valueFrom:
             fieldRef:
               fieldPath: status.podIP
+        {{- include "sglang-epd.scratchEnv" $root | nindent 8 }}
+        {{- if and $v.networkPolicy.enabled (include "sglang-epd.usesMooncake" (list $root $key)) }}
+        # Mooncake's transfer engine picks its ports in this range (networkPolicy.mooncakePorts).
+        - name: MC_MIN_RPC_PORT
+          value: {{ $v.networkPolicy.mooncakePorts.start | quote }}
+        - name: MC_MAX_RPC_PORT
+          value: {{ $v.networkPolicy.mooncakePorts.end | quote }}
+        {{- end }}
         {{- if eq $key (include "sglang-epd.languageRoleKey" $root) }}
         {{- with $v.encoderDiscovery.healthCheck }}
         # The EncoderBootstrapServer's checks of every encoder (encoderDiscovery.healthCheck).
@@ -254,11 +307,11 @@ spec:
       volumeMounts:
         - name: model
           mountPath: {{ $v.model.mountPath }}
-          {{- if eq $v.model.source "pvc" }}
-          readOnly: {{ $v.model.pvc.readOnly }}
-          {{- end }}
+          # SGLang only reads the weights (a huggingface emptyDir is the init container's to write).
+          readOnly: {{ ternary $v.model.pvc.readOnly true (eq $v.model.source "pvc") }}
         - name: dshm
           mountPath: /dev/shm
+        {{- include "sglang-epd.scratchMounts" $root | nindent 8 }}
         {{- if $registrar }}
         - name: encoder-registrar
           mountPath: {{ dir (include "sglang-epd.registrarScript" $root) }}
@@ -326,6 +379,15 @@ spec:
       emptyDir:
         medium: Memory
         sizeLimit: {{ $v.shmSize }}
+    {{- include "sglang-epd.scratchVolumes" $root | nindent 4 }}
+    {{- if and (eq $v.model.source "huggingface") $v.model.huggingface.tokenSecret.name }}
+    - name: hf-token
+      secret:
+        secretName: {{ $v.model.huggingface.tokenSecret.name }}
+        items:
+          - key: {{ $v.model.huggingface.tokenSecret.key }}
+            path: token
+    {{- end }}
     {{- if $script }}
     - name: encoder-registrar
       configMap:

@@ -160,4 +160,16 @@ Checks the schema cannot express. Each failure names the value to change and how
 {{- if and (eq $m.source "hostPath") (not $m.hostPath.path) }}
 {{- fail "model.hostPath.path: model.source is hostPath, so give the absolute directory of the weights on the node." }}
 {{- end }}
+{{- $np := $v.networkPolicy }}
+{{- range $name := list "ephemeralPorts" "mooncakePorts" }}
+{{- $r := get $np $name }}
+{{- if gt (int $r.start) (int $r.end) }}
+{{- fail (printf "networkPolicy.%s: start %v is above end %v; give the range as {start: <low>, end: <high>}." $name $r.start $r.end) }}
+{{- end }}
+{{- end }}
+{{- $e := $np.ephemeralPorts }}
+{{- $mc := $np.mooncakePorts }}
+{{- if and (le (int $mc.start) (int $e.end)) (ge (int $mc.end) (int $e.start)) }}
+{{- fail (printf "networkPolicy.mooncakePorts (%v-%v) overlaps networkPolicy.ephemeralPorts (%v-%v): Mooncake's listeners would collide with SGLang's random ZMQ ports; move one range." $mc.start $mc.end $e.start $e.end) }}
+{{- end }}
 {{- end }}

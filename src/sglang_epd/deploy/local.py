@@ -184,10 +184,27 @@ class LocalDeployment:
             token = token.replace(f"//{host}:", f"//{ip}:")
         return token
 
+    def _local_volume_paths(
+        self, role: Role, container: dict, identity: PodIdentity, env: dict[str, str]
+    ) -> dict[str, str]:
+        """The env with the container's emptyDir mount paths (e.g. HOME=/home/sglang, where SGLang keeps its
+        caches) moved to a directory of this pod under the workdir, as each pod has its own emptyDir."""
+        volumes = {v["name"]: v for v in role.pod_template["spec"].get("volumes", [])}
+        for mount in container.get("volumeMounts", []):
+            if "emptyDir" not in volumes.get(mount["name"], {}) or mount.get("readOnly"):
+                continue
+            path = mount["mountPath"].rstrip("/")
+            local = self.workdir / "volumes" / identity.name / mount["name"]
+            for name, value in env.items():
+                if value == path or value.startswith(f"{path}/"):
+                    local.mkdir(parents=True, exist_ok=True)
+                    env[name] = str(local) + value[len(path) :]
+        return env
+
     def _pod(self, role: Role, index: int) -> LocalPod:
         identity = PodIdentity(self.topology.group, role.name, index, self._ip(role.name, index))
         main, *others = role.pod_template["spec"]["containers"]
-        env = container_env(main, identity)
+        env = self._local_volume_paths(role, main, identity, container_env(main, identity))
         argv = self._local_argv(role.name, container_argv(main), identity, env)
         sidecars = [
             self._local_argv(
