@@ -21,6 +21,8 @@ from sglang_epd.security.connectivity import (
     find_nca,
 )
 
+from .matrix import MODES
+
 NAMESPACE = "vlm"
 GATEWAY, MONITORING, OTHER = "gateway", "monitoring", "other"
 EPHEMERAL = (32768, 60999)  # networkPolicy.ephemeralPorts: the kernel's range for zmq bind_to_random_port
@@ -66,13 +68,6 @@ VARIANTS: dict[str, dict[str, object]] = {
         "disaggregation.bootstrapPort": 9998,
     },
 }
-MODES = ("epd", "pd", "encoder+collocated", "collocated")
-ROLES = {
-    "epd": ("encoder", "prefill", "decode", "router"),
-    "pd": ("prefill", "decode", "router"),
-    "encoder+collocated": ("encoder", "server", "router"),
-    "collocated": ("server", "router"),
-}
 CHART_DEFAULTS = {
     "encoder.port": 30002,
     "prefill.port": 30000,
@@ -100,7 +95,7 @@ def tcp(*ports: int | tuple[int, int]) -> Connections:
 def intended(mode: str, values: dict[str, object]) -> dict[tuple[str, str], Connections]:
     """Who may open which connection to whom, and nothing else (pairs between the probes aside)."""
     v = {**CHART_DEFAULTS, **values}
-    roles = ROLES[mode]
+    roles = MODES[mode]
     port = {role: int(v[f"{role}.port"]) for role in roles}  # type: ignore[arg-type]
     language = {"epd": "prefill", "encoder+collocated": "server"}.get(mode)
     flows: dict[tuple[str, str], Connections] = {}
@@ -158,7 +153,7 @@ def intended(mode: str, values: dict[str, object]) -> dict[tuple[str, str], Conn
 CASES = [
     (mode, discovery, variant)
     for mode, discovery, variant in itertools.product(MODES, ("dynamic", "static"), VARIANTS)
-    if not (variant == "nixl" and "decode" not in ROLES[mode])
+    if not (variant == "nixl" and "decode" not in MODES[mode])
 ]
 PROBE_IDS = {probe.identity for probe in PROBES}
 

@@ -383,8 +383,9 @@ def test_sglang_writes_only_to_its_emptydirs(render_chart) -> None:
 
 @pytest.mark.parametrize("host_network", [False, True])
 def test_network_policies_pin_the_ports_they_admit(render_chart, host_network: bool) -> None:
-    """SGLang's random ZMQ ports come from the pod's ip_local_port_range, set to the admitted range; Mooncake's
-    from MC_MIN_RPC_PORT..MC_MAX_RPC_PORT. A host-network pod has no sysctls of its own (and no policy)."""
+    """SGLang's random ZMQ ports come from the pod's ip_local_port_range, set to the admitted range;
+    Mooncake's from MC_MIN_RPC_PORT..MC_MAX_RPC_PORT. A host-network pod has no sysctls of its own (and no
+    policy)."""
     objects = render_chart(
         set_values={
             "networkPolicy.enabled": True,
