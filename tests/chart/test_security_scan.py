@@ -88,7 +88,7 @@ def rendered(render_chart) -> dict[str, list[dict]]:
 
 @pytest.fixture(scope="session")
 def report(rendered, checkov_path) -> ScanReport:
-    """One checkov run over every case (~20 s for ~130 renders)."""
+    """One checkov run over every case (~20 s for 142 renders)."""
     return scan(rendered, NAMESPACE, checkov_path)
 
 

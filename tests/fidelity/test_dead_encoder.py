@@ -151,6 +151,9 @@ def image_request(pair: Pair) -> ChatResult | Exception:
         return error
 
 
+# On real servers this is tests/e2e/test_encoder_lifecycle.py's hard-killed encoder [real] (the prefill
+# dies of it and is restarted): running it here again would cost CI a minute for the same evidence.
+@pytest.mark.parametrize("start_pair", ["simulator"], indirect=True)
 def test_a_request_to_a_dead_listed_encoder_ends_the_language_server(pair: Pair) -> None:
     assert isinstance(image_request(pair), ChatResult)  # served through the encoder
     pair.kill_encoder()

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..k8s_env import PodIdentity, container_env, expand_all
+from ..real_sglang import SGLANG_CACHE_ENV
 from ..render import CHART_DIR
 from ..topology import Role, Topology, container_argv
 from ..waiting import http_status
@@ -214,7 +215,9 @@ class LocalDeployment:
         ]
         hook = main.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
         pre_stop = self._local_argv(f"{role.name} preStop", hook, identity, env) if hook else None
-        process_env = {**os.environ, **env, **self.extra_env}
+        # Cache locations an in-process `import sglang` set are this process's, not the pod's (its HOME).
+        inherited = {k: v for k, v in os.environ.items() if k not in SGLANG_CACHE_ENV}
+        process_env = {**inherited, **env, **self.extra_env}
         main_env = self.servers.env() if launches_sglang(container_argv(main)) else {}
         log_path = self.workdir / "logs" / f"{identity.name}.log"
         return LocalPod(role, identity, argv, process_env, main_env, log_path, sidecars, pre_stop)

@@ -44,10 +44,23 @@ def real_python() -> Path | None:
     return python if python.exists() else None
 
 
+# What `import sglang` writes into its process's environment (sglang/srt/environ.py
+# redirect_third_party_caches: setdefault of third_party_cache_defaults, from this HOME's ~/.cache/sglang).
+# A test process that imported SGLang's parsers carries them; a server must derive its own from its HOME.
+SGLANG_CACHE_ENV = (
+    "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "CUDA_CACHE_PATH", "TILELANG_CACHE_DIR",
+    "FLASHINFER_WORKSPACE_BASE", "DG_JIT_CACHE_DIR",
+)  # fmt: skip
+
+
 def clean_env() -> dict[str, str]:
     """This process's environment without what would leak into the real interpreter (PYTHONPATH, the
-    simulator's and SGLang's own settings)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("SGLANG_") and k != "PYTHONPATH"}
+    simulator's and SGLang's own settings, the cache locations an in-process `import sglang` set)."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SGLANG_") and k != "PYTHONPATH" and k not in SGLANG_CACHE_ENV
+    }
 
 
 def server_env() -> dict[str, str]:
