@@ -90,8 +90,8 @@ def test_real_sglang_serves_as_the_charts_user_writing_only_to_its_emptydirs(
     asyncio.run(ask())
     owned = sorted(set(_owned_by(uid)) - before)
     server.stop()
-    # What it left in /tmp (the pod's emptyDir) goes with it.
-    for path in {Path("/tmp", Path(p).relative_to("/tmp").parts[0]) for p in owned if p.startswith("/tmp/")}:
+    # What it created in /tmp (the pod's emptyDir) goes with it: only entries the UID itself owns.
+    for path in (Path(p) for p in owned if Path(p).parent == Path("/tmp")):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
         else:
