@@ -198,7 +198,7 @@ def by_identity(
     endpoints = [*identities, OUTSIDE]
     for source in endpoints:
         for target in endpoints:
-            if source == target or OUTSIDE == source == target:
+            if source == target:
                 continue
             key = (identities.get(source, OUTSIDE), identities.get(target, OUTSIDE))
             conns = flows.get((source, target), {})
