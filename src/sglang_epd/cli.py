@@ -45,6 +45,10 @@ def _topology_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sglang-epd", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    # The planner parses its own options (its bad input exits 5, as scripts expect), listed here for --help.
+    commands.add_parser(
+        "plan", add_help=False, help="size a deployment: rank EPD, PD and collocated layouts on a GPU budget"
+    )
     topology = commands.add_parser(
         "topology", help="render the chart and print its roles, pod DNS names and URLs, then check the wiring"
     )
@@ -55,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     topology.add_argument("--release", default="sglang-epd")
     topology.add_argument("--namespace", default="default")
     topology.set_defaults(run=_topology_command)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plan"]:
+        from .planner.command import main as plan
+
+        return plan(argv[1:])
     args = parser.parse_args(argv)
     return args.run(args)
 

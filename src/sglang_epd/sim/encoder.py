@@ -110,12 +110,10 @@ class EncoderServer:
         metrics.of(metrics.items_per_batch).observe(len(images))  # one request per batch here
         hits: list[bool] = []
         async with self.gpu.use() as waited:
-            forward_ms = 0.0
-            for (_, _, _, key), n in zip(images, tokens, strict=True):
-                hit = self.cache is not None and self.cache.hit(key)
-                hits.append(hit)
-                if not hit:
-                    forward_ms += self.cost.encode_ms(n)
+            for _, _, _, key in images:
+                hits.append(self.cache is not None and self.cache.hit(key))
+            misses = [n for n, hit in zip(tokens, hits, strict=True) if not hit]
+            forward_ms = self.cost.encode_batch_ms(misses, self.config.args.tp_size)
             await asyncio.sleep(forward_ms / 1000)
         transfer_ms = self.cost.embed_transfer_ms(sum(tokens))
         await asyncio.sleep(transfer_ms / 1000)
@@ -167,7 +165,8 @@ class EncoderServer:
             await self.gpu.released()
             return True
         async with self.gpu.use():
-            await asyncio.sleep(self.cost.encode_ms(self.cost.vision_tokens(32, 32)) / 1000)
+            dummy = [self.cost.vision_tokens(32, 32)]
+            await asyncio.sleep(self.cost.encode_batch_ms(dummy, self.config.args.tp_size) / 1000)
         return True
 
     # SGLang's own registration (--encoder-register-urls), in SGLang's order: launch_server starts it after

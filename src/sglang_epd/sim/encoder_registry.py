@@ -246,12 +246,13 @@ class EncodeTimeouts:
         return SimRequestError(message, status=HTTPStatus.GATEWAY_TIMEOUT, abort=True)
 
 
-def assign_counts(items: int, encoders: int) -> list[int]:
+def assign_counts(items: int, encoders: int, rng: random.Random | None = None) -> list[int]:
     """How many of a request's images each encoder (in list order) gets: SGLang's
     MMReceiver._assign_items_by_modality (receiver.py) for one modality, with its random shuffle of the
-    encoder positions, so the same random state gives the same counts (tests/fidelity)."""
+    encoder positions, so the same random state gives the same counts (tests/fidelity). The planner passes
+    its own seeded `rng`; the servers use the module's, as SGLang does."""
     positions = list(range(encoders))
-    random.shuffle(positions)
+    (rng or random).shuffle(positions)
     base, remainder = divmod(items, encoders)
     counts = [0] * encoders
     for i in range(encoders):

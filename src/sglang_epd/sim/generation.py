@@ -266,7 +266,9 @@ class GenerationServer:
             for part in parts:
                 self.metrics.dispatched_images.labels(self.config.model_name, part["url"]).inc(part["images"])
         elif prompt.images:
-            local_encode_ms = self.cost.encode_batch_ms([i.vision_tokens for i in prompt.images])
+            local_encode_ms = self.cost.encode_batch_ms(
+                [i.vision_tokens for i in prompt.images], self.tp_size
+            )
             timings["encode_ms"] = round(local_encode_ms, 3)
             timings["encoders"] = []
         prefill_ms = self.cost.prefill_ms(prompt_tokens, self.tp_size)
