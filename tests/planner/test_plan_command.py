@@ -35,7 +35,7 @@ def test_a_met_objective_writes_values_the_chart_renders(
     assert out.read_text().startswith("# Written by `sglang-epd plan --profile kep-8img")
     topology = Topology.from_objects(render(values_files=[out]))
     rendered = {role.component: (role.replicas, role.gpus()) for role in topology.roles.values()}
-    planned = {k: (v["replicas"], v["tpSize"]) for k, v in values.items() if isinstance(v, dict) and "tpSize" in v}
+    planned = {k: (v["replicas"], v["tpSize"]) for k, v in values.items() if "tpSize" in (v or {})}
     assert {k: rendered[k] for k in planned} == planned
 
 
