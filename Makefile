@@ -20,6 +20,11 @@ SLO ?= ttft_p95_ms=3000,error_rate_max=0.01
 USERS ?= 8
 DURATION ?= 2m
 ENCODERS ?= 2
+# capacity planner
+RATE ?= 2
+GPUS ?= 8
+COST_PROFILE ?= qwen2.5-vl-7b-h100-derived
+PLAN_OUT ?= results/plan.yaml
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 RUN_DIR ?= results/loadtest-$(PROFILE)-$(STAMP)
 RUNS ?=
@@ -27,7 +32,7 @@ LABELS ?=
 LOCUST_ARGS = --profile $(PROFILE) --slo $(SLO) -u $(USERS) -r $(USERS) -t $(DURATION) \
 	--results-dir $(RUN_DIR) --html $(RUN_DIR)/locust.html --csv $(RUN_DIR)/locust
 
-.PHONY: help setup parsers sglang scanners test lint render topology e2e demo loadtest loadtest-sim compare bench-sim docs clean
+.PHONY: help setup parsers sglang scanners test lint render topology e2e demo loadtest loadtest-sim compare bench-sim plan bench-plan calibrate docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -97,7 +102,7 @@ e2e: setup  ## system tests: TARGET=local (default: the chart on this machine) o
 demo: setup  ## the EPD chart on this machine (simulated SGLang, real router) under 30 s of 1-8 image traffic
 	$(PY) -m sglang_epd.load.simrun -- --profile mixed-1to8 -u 4 -r 4 -t 30s --only-summary --loglevel WARNING \
 	  --slo ttft_p95_ms=5000,error_rate_max=0.01 --results-dir results/demo --html results/demo/locust.html; \
-	status=$$?; $(PY) -m sglang_epd.load.report results/demo; echo "results: results/demo"; exit $$status
+	status=$$?; $(PY) -m sglang_epd.reports.report results/demo; echo "results: results/demo"; exit $$status
 
 loadtest: setup  ## Locust against HOST (the router): PROFILE, SLO, USERS, DURATION, RUN_DIR; exit code = verdict
 	$(PY) -m locust -f loadtests/locustfile.py --headless --host $(HOST) $(LOCUST_ARGS)
@@ -106,10 +111,20 @@ loadtest-sim: setup  ## the same against the chart running locally on the simula
 	$(PY) -m sglang_epd.load.simrun --set encoder.replicas=$(ENCODERS) -- $(LOCUST_ARGS)
 
 compare: setup  ## load test runs side by side: RUNS="results/a results/b" [LABELS="a,b"]
-	$(PY) -m sglang_epd.load.compare $(RUNS) $(if $(LABELS),--labels "$(LABELS)")
+	$(PY) -m sglang_epd.reports.compare $(RUNS) $(if $(LABELS),--labels "$(LABELS)")
 
 bench-sim: setup  ## simulator figures: 8-image TTFT vs encoders (1,2,4,8) against the cost model, encoder failure, scaling under load
 	$(PY) -m sglang_epd.bench.epd_scaling --json results/bench-sim.json
+
+plan: setup  ## size a deployment: PROFILE at RATE req/s, SLO, GPUS, COST_PROFILE -> ranked layouts, PLAN_OUT values
+	$(PY) -m sglang_epd.cli plan --profile $(PROFILE) --rate $(RATE) --slo $(SLO) --gpus $(GPUS) \
+	  --cost-profile $(COST_PROFILE) --values-out $(PLAN_OUT)
+
+bench-plan: setup  ## the planner vs the process-level simulator (a few layouts and rates); writes docs/planner-agreement.json
+	$(PY) -m sglang_epd.bench.plan_agreement --json docs/planner-agreement.json
+
+calibrate:  ## on a GPU machine with torch and transformers: measure a cost profile (scripts/calibrate_cost_profile.py)
+	python3 scripts/calibrate_cost_profile.py
 
 docs: setup  ## regenerate the values table in the chart README
 	$(PY) -m sglang_epd.chart_docs

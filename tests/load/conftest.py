@@ -17,7 +17,7 @@ import yaml
 
 from sglang_epd.load.samples import read_samples
 from sglang_epd.load.simrun import LOCUSTFILE, locust_command, sim_deployment
-from sglang_epd.load.standin import StandInServer
+from sglang_epd.standin import StandInServer
 
 LOCUST_TIMEOUT_S = 90
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from sglang_epd.load import compare
-from sglang_epd.load.plots import write_run_plots
-from sglang_epd.load.report import SUMMARY_FILE, build_summary, format_table, write_json
 from sglang_epd.load.samples import SAMPLES_FILE, SampleLog
 from sglang_epd.load.slo import SLOSpec, decide, evaluate
+from sglang_epd.reports import compare
+from sglang_epd.reports.plots import write_run_plots
+from sglang_epd.reports.report import SUMMARY_FILE, build_summary, format_table, write_json
 
 PNG_MAGIC = b"\x89PNG"
 

@@ -355,16 +355,15 @@ class LocalDeployment:
         return pod
 
     def stop(self) -> None:
-        """Terminate every pod, routers first (reverse start order), and wait for each to exit. A teardown
-        skips the preStop hooks: nothing is left to drain for."""
+        """Terminate every pod and wait for them to exit. A teardown skips the preStop hooks: nothing is
+        left to drain for."""
         self._stopping.set()
         if self._kubelet is not None:
             self._kubelet.join()
             self._kubelet = None
-        for role_name in reversed(list(self.pods)):
-            for pod in self.pods[role_name]:
-                for process in pod.all_processes():
-                    _terminate(process)
+        # All at once: each real SGLang server takes seconds to exit, and one after another added up to
+        # most of a minute per group.
+        _terminate(*self.processes())
         self.pods.clear()
         if self._spawner is not None:
             self._spawner.shutdown()
@@ -432,8 +431,7 @@ def _remove(pod: LocalPod) -> None:
     """Delete a pod as the kubelet does: the sidecars get SIGTERM at once (they have no hook), the first
     container's preStop hook runs (bounded by terminationGracePeriodSeconds), then it gets SIGTERM."""
     grace = float(pod.role.pod_template["spec"].get("terminationGracePeriodSeconds", 30))
-    for process in pod.sidecar_processes:
-        _terminate(process)
+    _terminate(*pod.sidecar_processes)
     if pod.pre_stop is not None and pod.process is not None and pod.process.poll() is None:
         # The kubelet, too, goes on to SIGTERM when the grace period runs out.
         with pod.log_path.open("ab") as log, contextlib.suppress(subprocess.TimeoutExpired):
@@ -442,16 +440,20 @@ def _remove(pod: LocalPod) -> None:
         _terminate(pod.process)
 
 
-def _terminate(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM the container's first process, as the kubelet signals PID 1, and give it `grace` seconds;
+def _terminate(*processes: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM each container's first process, as the kubelet signals PID 1, and give them `grace` seconds;
     then, as a container ends with its first process, SIGKILL whatever it started. (Signalling the whole
     group at once would differ: SGLang's server takes its scheduler dying first for a crash and waits 5 s
     more before it exits.)"""
-    if process.poll() is None:
+    running = [p for p in processes if p.poll() is None]
+    for process in running:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in running:
         with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

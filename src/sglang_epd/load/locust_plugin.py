@@ -34,6 +34,8 @@ from locust import LoadTestShape, User, constant, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from ..reports.plots import write_run_plots
+from ..reports.report import SUMMARY_FILE, build_summary, format_table, write_json
 from . import samples as kinds
 from .arrivals import ArrivalSchedule
 from .chat_client import new_sample, run_chat
@@ -41,10 +43,8 @@ from .httpstream import HttpClient, Target, TransportError
 from .locust_options import add_options
 from .meters import CpuMeter, LoopLagMonitor
 from .payload import MAX_SALT, PreparedRequest, RequestFactory
-from .plots import write_run_plots
 from .profiles import Profile, ProfileError, load_profile
 from .ramp import RampError, RampPlan, RampTracker
-from .report import SUMMARY_FILE, build_summary, format_table, write_json
 from .samples import SAMPLES_FILE, RequestSample, SampleLog
 from .slo import ExitCode, SLOError, SLOSpec, Verdict, decide, evaluate
 

@@ -20,15 +20,21 @@ def agreement_line(path: Path = AGREEMENT_FILE) -> str:
     try:
         record = json.loads(path.read_text())
         runs = record["runs"]
-        worst = {s: max(abs(run["error"][s]) for run in runs) for s in STATS}
+        planned, replayed = (
+            {s: max(abs(run[key][s]) for run in runs) for s in STATS} for key in ("error", "replay_error")
+        )
     except FileNotFoundError:
         return (
             f"agreement with the process-level simulator: not measured ({path.name} missing; make bench-plan)"
         )
     except (ValueError, KeyError, TypeError) as error:
         return f"agreement with the process-level simulator: {path} unreadable ({error!r}; make bench-plan)"
-    errors = ", ".join(f"{s} {worst[s]:.0%}" for s in STATS)
+
+    def errors(worst: dict[str, float]) -> str:
+        return "/".join(f"{worst[s]:.0%}" for s in STATS)
+
     return (
-        f"agreement with the process-level simulator ({len(runs)} runs, {record['date']}, "
-        f"{record['cost_profile']}): TTFT off by at most {errors} (docs/planner.md)"
+        f"agreement with the process-level simulator ({len(runs)} layouts, {record['date']}, "
+        f"{record['cost_profile']}): TTFT p50/p95/p99 off by at most {errors(planned)}, "
+        f"{errors(replayed)} on the same requests (docs/planner.md)"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -142,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"workload {profile.name}: {describe_profile(profile)}; {load_text}\n"
         f"objective {', '.join(spec.describe())}; budget {args.gpus} GPUs\n"
         f"cost profile {cost_profile.label}: {cost_profile.model} on {cost_profile.hardware}\n"
+        f"{textwrap.fill(cost_profile.description, 108, initial_indent='  ', subsequent_indent='  ')}\n"
         f"{len(layouts)} layouts, {args.requests} requests each (the first {int(args.requests * 0.1)} not "
         f"counted), in {elapsed:.1f} s\n{agreement_line()}\n"
     )

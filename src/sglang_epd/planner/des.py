@@ -158,6 +158,29 @@ class StagedModel:
         self.seed = seed
         self._encoded: dict[tuple[int, int], list[float]] = {}
         self._language: dict[tuple, tuple[dict[int, float], dict[int, float]]] = {}
+        # Each request's GPU time at TP 1; at TP n the cost model divides it by the TP speed-up.
+        self.prefill_ms = [cost.prefill_ms(r.prompt_tokens) for r in self.requests]
+        self.local_encode_ms = [cost.encode_batch_ms(r.image_tokens) for r in self.requests]
+        span = self.requests[-1].arrival_ms - self.requests[0].arrival_ms if len(self.requests) > 1 else 0.0
+        self.span_ms = span or math.inf
+
+    def offered_load(self, layout: Layout) -> dict[str, float]:
+        """Each role's GPU-busy share if every request were served (>= 1: its queue grows without end). The
+        decode's depends on its batching, so only the model knows it; it is left out here."""
+        cost = self.cost
+        prefill = sum(self.prefill_ms) / cost.language_speedup(layout.server_tp)
+        load: dict[str, float] = {}
+        if layout.uses_encoders:
+            # One forward per encoder share: each share beyond the first adds the per-forward cost.
+            forwards = sum(
+                min(len(r.image_tokens), layout.encoders) - 1 for r in self.requests if r.image_tokens
+            )
+            encode = sum(self.local_encode_ms) + cost.encode_batch_fixed_ms * forwards
+            load["E"] = encode / cost.vit_speedup(layout.encoder_tp) / (layout.encoders * self.span_ms)
+        else:
+            prefill += sum(self.local_encode_ms) / cost.vit_speedup(layout.server_tp)
+        load["P" if layout.disaggregated else "S"] = prefill / (layout.servers * self.span_ms)
+        return load
 
     def encoded(self, encoders: int, encoder_tp: int) -> list[float]:
         key = (encoders, encoder_tp)
@@ -172,15 +195,16 @@ class StagedModel:
         if key in self._language:
             return self._language[key]
         cost, tp = self.cost, layout.server_tp
+        prefill_speedup, vit_speedup = cost.language_speedup(tp), cost.vit_speedup(tp)
         if layout.uses_encoders:
             ready = self.encoded(layout.encoders, layout.encoder_tp)
         else:
             ready = [r.arrival_ms for r in self.requests]
         by_server: list[list[tuple[float, float, int, int]]] = [[] for _ in range(layout.servers)]
         for position, request in enumerate(self.requests):
-            busy = cost.prefill_ms(request.prompt_tokens, tp)
+            busy = self.prefill_ms[position] / prefill_speedup
             if not layout.uses_encoders:
-                busy += cost.encode_batch_ms(request.image_tokens, tp)
+                busy += self.local_encode_ms[position] / vit_speedup
             decode_tokens = 0 if layout.disaggregated else request.max_tokens - 1
             by_server[position % layout.servers].append((ready[position], busy, position, decode_tokens))
         first_ms: dict[int, float] = {}

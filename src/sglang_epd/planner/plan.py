@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..load.profiles import Profile
 from ..load.ramp import RampPlan
@@ -14,7 +14,7 @@ from ..load.stats import describe
 from ..sim.cost import CostModel
 from .des import StagedModel, Timing
 from .layouts import Layout
-from .workload import PlannedRequest, planned_requests
+from .workload import planned_requests
 
 WARMUP_SHARE = 0.1  # the first requests meet an empty deployment: not counted
 PREDICTED_METRICS = ("ttft_ms", "ttfb_ms", "tpot_ms", "e2e_ms")
@@ -71,12 +71,11 @@ def samples_of(timings: Sequence[Timing]) -> list[dict[str, object]]:
     ]
 
 
-def good_share(timings: Sequence[Timing], spec: SLOSpec) -> float:
+def good_share(samples: Sequence[dict[str, object]], spec: SLOSpec) -> float:
     """Requests within every latency limit the objective names (statistic limits taken per request)."""
     limits = dict(spec.per_request_ms)
     for aggregate in spec.aggregates:
         limits[aggregate.metric] = min(limits.get(aggregate.metric, math.inf), aggregate.limit_ms)
-    samples = samples_of(timings)
     good = sum(all(s[m] is None or s[m] <= limit for m, limit in limits.items()) for s in samples)  # type: ignore[operator]
     return good / len(samples) if samples else 0.0
 
@@ -117,18 +116,17 @@ class Planner:
 
     def predict(self, layout: Layout, rate: float) -> Prediction:
         model = self.model(rate)
-        load = offered_load(layout, model.requests, self.cost)
+        load = model.offered_load(layout)
         if max(load.values()) >= 1:
             return Prediction(layout, rate, None, load=load)
-        timings = model.timings(layout)[int(len(model.requests) * WARMUP_SHARE) :]
-        evaluation = evaluate(samples_of(timings), self.spec)
-        described = describe(t.ttft_ms for t in timings)
+        samples = samples_of(model.timings(layout)[int(len(model.requests) * WARMUP_SHARE) :])
+        described = describe(s["ttft_ms"] for s in samples)  # type: ignore[misc]
         return Prediction(
             layout,
             rate,
-            evaluation,
+            evaluate(samples, self.spec),
             ttft={k: float(described[k]) for k in ("p50", "p95", "p99", "mean")},  # type: ignore[arg-type]
-            goodput=good_share(timings, self.spec),
+            goodput=good_share(samples, self.spec),
             load=load,
         )
 
@@ -143,29 +141,7 @@ class Planner:
             best = prediction
         if best is None:
             return self.predict(layout, plan.rate(1))
-        return Prediction(**{**best.__dict__, "max_rate": best.rate})
-
-
-def offered_load(layout: Layout, requests: Sequence[PlannedRequest], cost: CostModel) -> dict[str, float]:
-    """Each role's GPU-busy share if every request were served (>= 1: its queue grows without end). The
-    decode's depends on its batching, so only the model knows it; it is left out here."""
-    span_ms = max(requests[-1].arrival_ms - requests[0].arrival_ms, 1e-9) if len(requests) > 1 else math.inf
-    load: dict[str, float] = {}
-    prefill = sum(cost.prefill_ms(r.prompt_tokens, layout.server_tp) for r in requests)
-    if layout.uses_encoders:
-        # One forward per encoder share: each share beyond the first adds the per-forward cost.
-        extra_forward = cost.encode_batch_fixed_ms / cost.vit_speedup(layout.encoder_tp)
-        encode = sum(
-            cost.encode_batch_ms(r.image_tokens, layout.encoder_tp)
-            + extra_forward * (min(len(r.image_tokens), layout.encoders) - 1)
-            for r in requests
-            if r.image_tokens
-        )
-        load["E"] = encode / (layout.encoders * span_ms)
-    else:
-        prefill += sum(cost.encode_batch_ms(r.image_tokens, layout.server_tp) for r in requests)
-    load["P" if layout.disaggregated else "S"] = prefill / (layout.servers * span_ms)
-    return load
+        return replace(best, max_rate=best.rate)
 
 
 def ranked(predictions: Iterable[Prediction], *, by_rate: bool = False) -> list[Prediction]:

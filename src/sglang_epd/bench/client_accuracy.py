@@ -1,6 +1,6 @@
 """How exact and how cheap is the load client? A script that prints figures (not a test).
 
-    python -m sglang_epd.load.bench_accuracy [--levels 1,16,64] [--seconds 30] [--out results/bench-accuracy]
+    python -m sglang_epd.bench.client_accuracy [--levels 1,16,64] [--seconds 30] [--out DIR]
 
 1. Through the router: the simulated EPD deployment (sim-epd.yaml, --encoders encoders) runs kep-8img at
    each level of concurrent streams. Per request, client TTFT minus the serving (decode) server's own
@@ -37,11 +37,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..load.samples import SAMPLES_FILE, read_samples
+from ..load.simrun import locust_command, sim_deployment
+from ..load.stats import describe
+from ..reports.report import SUMMARY_FILE
 from ..sim.client import wait_until_healthy
-from .report import SUMMARY_FILE
-from .samples import SAMPLES_FILE, read_samples
-from .simrun import locust_command, sim_deployment
-from .stats import describe
 
 ROUTER_METRICS_PORT = 29000
 FAST_ENCODER_ENV = {"SGLANG_SIM_ENCODE_MS_PER_TOKEN": "0.003"}
@@ -187,7 +187,7 @@ def against_standin(seconds: int, out: Path) -> dict[str, Any]:
     """One stream (the client's own TTFT bias: the stand-in's clock starts at the request's first bytes
     and it has nothing else to do), then CAPACITY_USERS streams (what one Locust process can drive)."""
     standin = subprocess.Popen(
-        [sys.executable, "-m", "sglang_epd.load.standin", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", "sglang_epd.standin", "--host", "127.0.0.1", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -235,7 +235,7 @@ def _line(row: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sglang_epd.load.bench_accuracy", description=__doc__.splitlines()[0]
+        prog="python -m sglang_epd.bench.client_accuracy", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--levels", default="1,16,64", help="concurrent streams, comma-separated")
     parser.add_argument("--seconds", type=int, default=30, help="per level")

@@ -1,4 +1,4 @@
-"""Runs side by side: `python -m sglang_epd.load.compare RUN_DIR RUN_DIR ... [--labels a,b] [--out DIR]`.
+"""Runs side by side: `python -m sglang_epd.reports.compare RUN_DIR RUN_DIR ... [--labels a,b] [--out DIR]`.
 
 Each RUN_DIR is a load test's results directory (summary.json and samples.jsonl). The first run is the
 baseline: the table gives every other run's ratio to it (0.50x TTFT = half the baseline's TTFT). Writes
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..load.samples import SAMPLES_FILE, read_samples
+from ..load.stats import Sample, percentile, values_of
 from .report import SUMMARY_FILE, write_json
-from .samples import SAMPLES_FILE, read_samples
-from .stats import Sample, percentile, values_of
 
 COLUMNS = (
     ("req/s", ("throughput", "requests_per_s"), True),
@@ -158,7 +158,7 @@ def plot(runs: Sequence[Run], path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sglang_epd.load.compare", description=__doc__.splitlines()[0]
+        prog="python -m sglang_epd.reports.compare", description=__doc__.splitlines()[0]
     )
     parser.add_argument("runs", nargs="+", type=Path, help="results directories; the first is the baseline")
     parser.add_argument("--labels", help="comma-separated names, one per run (default: the directory names)")

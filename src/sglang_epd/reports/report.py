@@ -8,8 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import stats
-from .slo import Evaluation, SLOSpec, Verdict
+from ..load import stats
+from ..load.slo import Evaluation, SLOSpec, Verdict
 
 SUMMARY_FILE = "summary.json"
 SUMMARY_VERSION = 1
@@ -139,10 +139,10 @@ def format_table(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m sglang_epd.load.report RUN_DIR`: print a finished run's table again."""
+    """`python -m sglang_epd.reports.report RUN_DIR`: print a finished run's table again."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m sglang_epd.load.report", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sglang_epd.reports.report", description=main.__doc__)
     parser.add_argument("run_dir", type=Path, help=f"a --results-dir holding {SUMMARY_FILE}")
     args = parser.parse_args(argv)
     path = args.run_dir / SUMMARY_FILE

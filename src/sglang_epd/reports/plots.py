@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from .stats import Sample, percentile, values_of
+from ..load.stats import Sample, percentile, values_of
 
 PLOT_PERCENTILES = (50.0, 90.0, 99.0)
 

@@ -16,7 +16,7 @@ chunk), `json` (a non-streamed answer), `http-500`, `disconnect` (2 tokens, then
 `malformed` (a data line that is not JSON), `empty` (no text at all), `no-done` (no `data: [DONE]`),
 `stream-error` (an error object mid-stream), `stall` (headers, then silence).
 
-    python -m sglang_epd.load.standin --host 127.0.0.1 --port 0   # prints its URL, serves until SIGTERM
+    python -m sglang_epd.standin --host 127.0.0.1 --port 0   # prints its URL, serves until SIGTERM
 """
 
 from __future__ import annotations
@@ -358,7 +358,7 @@ async def _serve(host: str, port: int, behaviour: Behaviour) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m sglang_epd.load.standin", description=__doc__.splitlines()[0]
+        prog="python -m sglang_epd.standin", description=__doc__.splitlines()[0]
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
