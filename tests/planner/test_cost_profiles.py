@@ -91,7 +91,7 @@ def test_bad_profiles_name_what_is_wrong(
 
 
 def test_unknown_profile_lists_the_known_ones() -> None:
-    with pytest.raises(CostProfileError, match=r"known: .*sim-default"):
+    with pytest.raises(CostProfileError, match=r"known cost profiles: .*sim-default"):
         load_cost_profile("h900")
 
 

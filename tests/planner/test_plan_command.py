@@ -57,62 +57,30 @@ def test_a_ramp_finds_each_layouts_highest_rate(capsys: pytest.CaptureFixture) -
     assert "max rate" in printed and "/s" in printed
 
 
+GOOD = {"--profile": "kep-8img", "--rate": "1", "--slo": "ttft_p95_ms=1", "--gpus": "2"}
+
+
+def args_with(**changes: str | None) -> list[str]:
+    """GOOD with options changed (`rate="0"`), added (`modes=...`) or left out (`rate=None`)."""
+    options = dict(GOOD)
+    for name, value in changes.items():
+        options[f"--{name.replace('_', '-')}"] = value  # type: ignore[assignment]
+    return [item for option, value in options.items() if value is not None for item in (option, value)]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (
-            ["--profile", "kep-9img", "--rate", "1", "--slo", "ttft_p95_ms=1", "--gpus", "2"],
-            "no profile named",
-        ),
-        (
-            ["--profile", "kep-8img", "--rate", "1", "--slo", "ttft_p42_ms=1", "--gpus", "2"],
-            "unknown percentile",
-        ),
-        (
-            ["--profile", "kep-8img", "--rate", "1", "--slo", "itl_p99_ms=1", "--gpus", "2"],
-            "does not predict itl",
-        ),
-        (
-            ["--profile", "kep-8img", "--rate", "1", "--slo", "error_rate_max=0", "--gpus", "2"],
-            "no latency objective",
-        ),
-        (["--profile", "kep-8img", "--rate", "0", "--slo", "ttft_p95_ms=1", "--gpus", "2"], "--rate 0"),
-        (["--profile", "kep-8img", "--rate", "1", "--slo", "ttft_p95_ms=1", "--gpus", "0"], "--gpus 0"),
-        (["--profile", "kep-8img", "--ramp", "1", "--slo", "ttft_p95_ms=1", "--gpus", "2"], "--ramp '1'"),
-        (
-            [
-                "--profile",
-                "kep-8img",
-                "--rate",
-                "1",
-                "--slo",
-                "ttft_p95_ms=1",
-                "--gpus",
-                "2",
-                "--cost-profile",
-                "h9",
-            ],
-            "no cost profile named 'h9'",
-        ),
-        (
-            ["--profile", "kep-8img", "--slo", "ttft_p95_ms=1", "--gpus", "2"],
-            "one of the arguments --rate --ramp",
-        ),
-        (
-            [
-                "--profile",
-                "kep-8img",
-                "--rate",
-                "1",
-                "--slo",
-                "ttft_p95_ms=1",
-                "--gpus",
-                "2",
-                "--modes",
-                "epd,pdd",
-            ],
-            "modes are epd",
-        ),
+        (args_with(profile="kep-9img"), "no profile named"),
+        (args_with(slo="ttft_p42_ms=1"), "unknown percentile"),
+        (args_with(slo="itl_p99_ms=1"), "does not predict itl"),
+        (args_with(slo="error_rate_max=0"), "no latency objective"),
+        (args_with(rate="0"), "--rate 0"),
+        (args_with(gpus="0"), "--gpus 0"),
+        (args_with(rate=None, ramp="1"), "--ramp '1'"),
+        (args_with(cost_profile="h9"), "no cost profile named 'h9'"),
+        (args_with(rate=None), "one of the arguments --rate --ramp"),
+        (args_with(modes="epd,pdd"), "modes are epd"),
     ],
 )
 def test_bad_input_exits_5_naming_it(args: list[str], message: str, capsys: pytest.CaptureFixture) -> None:

@@ -27,12 +27,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import yaml
-
+from ..named_files import names_in, read_yaml, resolve
 from .images import FORMATS, ImageSpec, Resolution
 
 T = TypeVar("T")
-PROFILE_SUFFIX = ".yaml"
 MAX_IMAGES_PER_REQUEST = 64
 
 
@@ -96,34 +94,13 @@ class Profile:
 
 
 def profile_names(search_dirs: Sequence[Path]) -> list[str]:
-    return sorted({p.stem for d in search_dirs if d.is_dir() for p in d.glob(f"*{PROFILE_SUFFIX}")})
+    return names_in(search_dirs)
 
 
 def load_profile(name_or_path: str, search_dirs: Sequence[Path]) -> Profile:
     """A profile by name (`<dir>/<name>.yaml` in the first search dir that has it) or by file path."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        if not candidate.is_file():
-            raise ProfileError(f"profile file {name_or_path} does not exist")
-        path = candidate
-    else:
-        path = next(
-            (
-                d / f"{name_or_path}{PROFILE_SUFFIX}"
-                for d in search_dirs
-                if (d / f"{name_or_path}{PROFILE_SUFFIX}").is_file()
-            ),
-            None,
-        )
-        if path is None:
-            known = ", ".join(profile_names(search_dirs)) or "none"
-            where = ", ".join(str(d) for d in search_dirs)
-            raise ProfileError(f"no profile named {name_or_path!r} in {where}; known profiles: {known}")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"profile {path} is not valid YAML: {exc}") from exc
-    return parse_profile(path.stem, document, path)
+    path = resolve(name_or_path, search_dirs, "profile", ProfileError)
+    return parse_profile(path.stem, read_yaml(path, "profile", ProfileError), path)
 
 
 def parse_profile(name: str, document: object, source: Path | None = None) -> Profile:

@@ -24,8 +24,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..named_files import names_in, read_yaml, resolve
 from .cost import SPEEDUP_FIELDS, CostModel, checked_speedups
 
 COST_PROFILES_DIR = Path(__file__).resolve().parents[3] / "cost-profiles"
@@ -57,31 +56,13 @@ class CostProfile:
 
 
 def cost_profile_names(search_dirs: Sequence[Path] = (COST_PROFILES_DIR,)) -> list[str]:
-    return sorted({p.stem for d in search_dirs if d.is_dir() for p in d.glob("*.yaml")})
+    return names_in(search_dirs)
 
 
 def load_cost_profile(name_or_path: str, search_dirs: Sequence[Path] = (COST_PROFILES_DIR,)) -> CostProfile:
     """A profile by name (`<dir>/<name>.yaml`) or by file path."""
-    candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        if not candidate.is_file():
-            raise CostProfileError(f"cost profile file {name_or_path} does not exist")
-        path = candidate
-    else:
-        path = next(
-            (d / f"{name_or_path}.yaml" for d in search_dirs if (d / f"{name_or_path}.yaml").is_file()), None
-        )
-        if path is None:
-            known = ", ".join(cost_profile_names(search_dirs)) or "none"
-            raise CostProfileError(
-                f"no cost profile named {name_or_path!r} in {', '.join(map(str, search_dirs))}; "
-                f"known: {known}"
-            )
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise CostProfileError(f"cost profile {path} is not valid YAML: {exc}") from exc
-    return parse_cost_profile(path.stem, document, path)
+    path = resolve(name_or_path, search_dirs, "cost profile", CostProfileError)
+    return parse_cost_profile(path.stem, read_yaml(path, "cost profile", CostProfileError), path)
 
 
 def parse_cost_profile(name: str, document: object, path: Path | None = None) -> CostProfile:
