@@ -103,7 +103,7 @@ def format_markdown(result: dict[str, Any]) -> str:
 
 
 def plot(runs: Sequence[Run], path: Path) -> Path:
-    from .plots import _pyplot, _save
+    from .plots import _label, _pyplot, _save
 
     plt = _pyplot()
     fig, (bars, by_images, cdf) = plt.subplots(1, 3, figsize=(17, 5))
@@ -121,9 +121,9 @@ def plot(runs: Sequence[Run], path: Path) -> Path:
             ]
             bars.bar_label(drawn, ratios, fontsize=8)
     bars.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(PLOT_PERCENTILES))], PLOT_PERCENTILES)
-    bars.set_ylabel("TTFT (ms)")
-    bars.set_title(f"TTFT percentiles (ratios to {runs[0].label})")
-    bars.legend()
+    _label(
+        bars, xlabel="percentile", ylabel="TTFT (ms)", title=f"TTFT percentiles (ratios to {runs[0].label})"
+    )
     for run in runs:
         groups: dict[int, list[float]] = {}
         for sample in run.samples:
@@ -143,16 +143,10 @@ def plot(runs: Sequence[Run], path: Path) -> Path:
             )
     all_counts = sorted({int(s.get("images") or 0) for run in runs for s in run.samples})
     by_images.set_xticks(all_counts)
-    by_images.set_xlabel("images per request")
-    by_images.set_ylabel("TTFT p50 (ms)")
-    by_images.set_title("TTFT p50 by images per request")
-    by_images.legend()
-    cdf.set_xlabel("TTFT (ms)")
-    cdf.set_ylabel("share of requests")
-    cdf.set_title("TTFT CDF")
-    cdf.legend()
-    for ax in (bars, by_images, cdf):
-        ax.grid(alpha=0.3)
+    _label(
+        by_images, xlabel="images per request", ylabel="TTFT p50 (ms)", title="TTFT p50 by images per request"
+    )
+    _label(cdf, xlabel="TTFT (ms)", ylabel="share of requests", title="TTFT CDF")
     return _save(plt, fig, path)
 
 

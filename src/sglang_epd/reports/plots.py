@@ -53,11 +53,7 @@ def _ttft_by_images(plt, ok: Sequence[Sample], path: Path, title: str) -> Path:
             color="grey",
         )
     ax.set_xticks(counts)
-    ax.set_xlabel("images per request")
-    ax.set_ylabel("TTFT (ms)")
-    ax.set_title(f"TTFT by images per request - {title}")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label(ax, xlabel="images per request", ylabel="TTFT (ms)", title=f"TTFT by images per request - {title}")
     return _save(plt, fig, path)
 
 
@@ -80,11 +76,12 @@ def _ttft_over_time(plt, samples: Sequence[Sample], path: Path, title: str) -> P
         ax.scatter(
             [s["start"] - t0 for s in failed], [0] * len(failed), marker="x", color="red", label="failed"
         )
-    ax.set_xlabel("request start (s since the first request)")
-    ax.set_ylabel("TTFT (ms)")
-    ax.set_title(f"TTFT over time - {title}")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label(
+        ax,
+        xlabel="request start (s since the first request)",
+        ylabel="TTFT (ms)",
+        title=f"TTFT over time - {title}",
+    )
     return _save(plt, fig, path)
 
 
@@ -93,17 +90,21 @@ def _cdf(plt, series: dict[str, list[float]], path: Path, title: str) -> Path:
     for label, values in series.items():
         if values:
             ax.step(values, [(i + 1) / len(values) for i in range(len(values))], where="post", label=label)
-    ax.set_xlabel("TTFT (ms)")
-    ax.set_ylabel("share of requests")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
+    _label(ax, xlabel="TTFT (ms)", ylabel="share of requests", title=title)
     return _save(plt, fig, path)
 
 
 def write_cdf(series: dict[str, list[float]], path: Path, title: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return _cdf(_pyplot(), {k: sorted(v) for k, v in series.items()}, path, title)
+
+
+def _label(ax, *, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
 
 
 def _save(plt, fig, path: Path) -> Path:

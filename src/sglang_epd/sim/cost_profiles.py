@@ -73,12 +73,8 @@ def parse_cost_profile(name: str, document: object, path: Path | None = None) ->
     unknown = sorted(set(map(str, document)) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS))
     if missing or unknown:
         raise CostProfileError(
-            f"{where}: "
-            + "; ".join(
-                ([f"missing key(s) {', '.join(missing)}"] if missing else [])
-                + ([f"unknown key(s) {', '.join(unknown)}"] if unknown else [])
-            )
-            + f" (keys: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)})"
+            f"{where}: {_missing_and_unknown(missing, unknown, 'key(s) ')}"
+            f" (keys: {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)})"
         )
     version = document["version"]
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -125,12 +121,8 @@ def _parameters(where: str, parameters: object, source_keys: set[str]) -> tuple[
     unknown = sorted(set(map(str, parameters)) - set(names))
     if missing or unknown:
         raise CostProfileError(
-            f"{where}: parameters: "
-            + "; ".join(
-                ([f"missing {', '.join(missing)}"] if missing else [])
-                + ([f"unknown {', '.join(unknown)}"] if unknown else [])
-            )
-            + f" (every one of: {', '.join(names)})"
+            f"{where}: parameters: {_missing_and_unknown(missing, unknown)}"
+            f" (every one of: {', '.join(names)})"
         )
     values: dict[str, object] = {}
     derivations: dict[str, str] = {}
@@ -178,3 +170,10 @@ def _value(where: str, name: str, value: object) -> object:
     if name == "chars_per_token" and value <= 0:
         raise CostProfileError(f"{where}: parameters.chars_per_token.value must be positive")
     return float(value)
+
+
+def _missing_and_unknown(missing: Sequence[str], unknown: Sequence[str], noun: str = "") -> str:
+    parts = [f"missing {noun}{', '.join(missing)}"] if missing else []
+    if unknown:
+        parts.append(f"unknown {noun}{', '.join(unknown)}")
+    return "; ".join(parts)
