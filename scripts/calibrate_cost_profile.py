@@ -4,18 +4,25 @@ from the model's published config in cost-profiles/models/ (nothing is downloade
     python scripts/calibrate_cost_profile.py          # 7B shapes on this GPU: a few minutes on an H200
     python scripts/calibrate_cost_profile.py --device cpu --config tiny.json ...   # the logic, on a CPU
 
+    python scripts/calibrate_cost_profile.py --preprocess-only   # only the CPU's image work, no model
+
 It times the vision tower per forward for each resolution at batch 1..8 images, the language prefill at
-several prompt lengths, and decode steps at several batch sizes over a long context, fits the cost model's
-coefficients by least squares (sglang_epd/sim/cost.py), and writes a profile with the hardware, the software,
-every measurement and each fit's worst error in it. What one GPU cannot show (embedding and KV transfers,
-TP speed-ups) is taken from --base, saying so. Needs only torch and transformers (and PyYAML, which
-transformers requires); the timings are transformers' kernels (SDPA attention), an upper bound for SGLang's.
+several prompt lengths, and decode steps at several batch sizes over a long context; on the CPU, the image
+work an encoder does before its forward (a JPEG decoded with Pillow, then transformers' Qwen2-VL image
+processor over 1..8 images, as SGLang's encoder calls it). It fits the cost model's coefficients by least
+squares (sglang_epd/sim/cost.py) and writes a profile with the hardware, the software, every measurement
+and each fit's worst error in it. What one GPU cannot show (embedding and KV transfers, TP speed-ups) is
+taken from --base, saying so. Needs only torch and transformers (and PyYAML, which transformers requires;
+the image work also Pillow, or it comes from --base); the timings are transformers' kernels (SDPA
+attention), an upper bound for SGLang's.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import platform
 import statistics
 import sys
@@ -32,7 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 # The image token arithmetic and the profile format are the simulator's; neither needs more than PyYAML.
-from sglang_epd.sim.cost import FACTOR, PATCH_SIZE, smart_resize  # noqa: E402
+from sglang_epd.sim.cost import (  # noqa: E402
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    FACTOR,
+    PATCH_SIZE,
+    smart_resize,
+)
 from sglang_epd.sim.cost_profiles import (  # noqa: E402
     COST_PROFILES_DIR,
     CostProfile,
@@ -41,11 +54,13 @@ from sglang_epd.sim.cost_profiles import (  # noqa: E402
 )
 
 DEFAULT_CONFIG = COST_PROFILES_DIR / "models" / "qwen2.5-vl-7b-instruct.json"
-MEASURED = (
-    "encode_batch_fixed_ms", "encode_fixed_ms", "encode_ms_per_token",
-    "prefill_fixed_ms", "prefill_ms_per_token", "prefill_ms_per_token_sq",
-    "decode_step_fixed_ms", "decode_ms_per_seq",
-)  # fmt: skip
+# Each measurable coefficient -> the stage that measures it.
+STAGE_OF = {
+    "encode_batch_fixed_ms": "vit", "encode_fixed_ms": "vit", "encode_ms_per_token": "vit",
+    "prefill_fixed_ms": "prefill", "prefill_ms_per_token": "prefill", "prefill_ms_per_token_sq": "prefill",
+    "decode_step_fixed_ms": "decode", "decode_ms_per_seq": "decode",
+    "image_load_ms_per_token": "load", "encoder_preprocess_ms_per_token": "preprocess",
+}  # fmt: skip
 TEMPORAL_PATCH = 2  # Qwen2.5-VL repeats a still image over 2 frames
 
 
@@ -183,32 +198,104 @@ def measure_decode(
     return rows
 
 
+def measure_preprocess(resolutions: list[tuple[int, int]], batches: list[int], timer: Timer) -> list[dict]:
+    """An encoder's CPU work on its share, as SGLang 0.5.23 does it for Qwen2.5-VL: the images decoded
+    (disaggregation/encoder/preprocessor.py _flatten_and_load_images, Pillow), then one image-processor call
+    over the share (_process_image_items, on the CPU unless SGLANG_ENCODER_IMAGE_PROCESSOR_USE_GPU).
+    Empty when Pillow or the processor is missing. Threads: torch's default, which SGLang's encoder keeps."""
+    try:
+        from PIL import Image
+        from transformers import Qwen2VLImageProcessor
+    except ImportError as error:
+        print(f"  image preprocessing not measured ({error}); taken from --base", flush=True)
+        return []
+    processor = Qwen2VLImageProcessor(
+        size={"shortest_edge": DEFAULT_MIN_PIXELS, "longest_edge": DEFAULT_MAX_PIXELS}
+    )
+    rows = []
+    for width, height in resolutions:
+        jpeg = photo_jpeg(width, height)
+        load_ms = timer.ms(lambda jpeg=jpeg: Image.open(io.BytesIO(jpeg)).convert("RGB"))
+        image = Image.open(io.BytesIO(jpeg)).convert("RGB")
+        grid = processor(images=[image], return_tensors="pt")["image_grid_thw"][0].tolist()
+        tokens = grid[1] * grid[2] // 4  # 2x2 patches merge into one token
+        new_h, new_w = smart_resize(height, width)
+        if tokens != (new_h // FACTOR) * (new_w // FACTOR):
+            raise SystemExit(f"the processor makes {tokens} tokens of {width}x{height}; sim/cost.py does not")
+        for batch in batches:
+            ms = timer.ms(lambda n=batch, image=image: processor(images=[image] * n, return_tensors="pt"))
+            rows.append(
+                {"resolution": f"{width}x{height}", "images": batch, "tokens_per_image": tokens,
+                 "load_ms": load_ms, "ms": ms, "jpeg_bytes": len(jpeg)}
+            )  # fmt: skip
+            print(f"  preprocess {width}x{height} x{batch}: load {load_ms:.1f} ms, processor {ms:.1f} ms")
+    return rows
+
+
+def photo_jpeg(width: int, height: int) -> bytes:
+    """A photo-like JPEG (gradients plus noise, quality 90): noise keeps the decoder from a shortcut."""
+    from PIL import Image
+
+    generator = torch.Generator().manual_seed(0)
+    y = torch.linspace(0, 255, height).view(-1, 1, 1).expand(height, width, 1)
+    x = torch.linspace(0, 255, width).view(1, -1, 1).expand(height, width, 1)
+    pixels = torch.cat([x, y, (x + y) / 2], dim=2) + torch.randn(height, width, 3, generator=generator) * 20
+    out = io.BytesIO()
+    Image.fromarray(pixels.clamp(0, 255).to(torch.uint8).numpy()).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
 def fit(
-    vit: list[dict], prefill: list[dict], decode: list[dict]
+    vit: list[dict], prefill: list[dict], decode: list[dict], preprocess: list[dict]
 ) -> tuple[dict[str, float], dict[str, float]]:
+    """The coefficients of each stage that was measured, and each stage's worst fit error."""
     values: dict[str, float] = {}
     errors: dict[str, float] = {}
-    (batch_fixed, image_fixed, per_token), errors["vit"] = least_squares(
-        [[1, r["images"], r["images"] * r["tokens_per_image"]] for r in vit], [r["ms"] for r in vit]
-    )
-    values.update(
-        encode_batch_fixed_ms=batch_fixed, encode_fixed_ms=image_fixed, encode_ms_per_token=per_token
-    )
-    (fixed, linear, square), errors["prefill"] = least_squares(
-        [[1, r["tokens"], r["tokens"] ** 2] for r in prefill], [r["ms"] for r in prefill]
-    )
-    values.update(prefill_fixed_ms=fixed, prefill_ms_per_token=linear, prefill_ms_per_token_sq=square)
-    (step, per_seq), errors["decode"] = least_squares(
-        [[1, r["running"]] for r in decode], [r["ms"] for r in decode]
-    )
-    values.update(decode_step_fixed_ms=step, decode_ms_per_seq=per_seq)
+    if vit:
+        (batch_fixed, image_fixed, per_token), errors["vit"] = least_squares(
+            [[1, r["images"], r["images"] * r["tokens_per_image"]] for r in vit], [r["ms"] for r in vit]
+        )
+        values.update(
+            encode_batch_fixed_ms=batch_fixed, encode_fixed_ms=image_fixed, encode_ms_per_token=per_token
+        )
+    if prefill:
+        (fixed, linear, square), errors["prefill"] = least_squares(
+            [[1, r["tokens"], r["tokens"] ** 2] for r in prefill], [r["ms"] for r in prefill]
+        )
+        values.update(prefill_fixed_ms=fixed, prefill_ms_per_token=linear, prefill_ms_per_token_sq=square)
+    if decode:
+        (step, per_seq), errors["decode"] = least_squares(
+            [[1, r["running"]] for r in decode], [r["ms"] for r in decode]
+        )
+        values.update(decode_step_fixed_ms=step, decode_ms_per_seq=per_seq)
+    if preprocess:
+        loads = {r["resolution"]: r for r in preprocess}.values()
+        (values["image_load_ms_per_token"],), errors["load"] = least_squares(
+            [[r["tokens_per_image"]] for r in loads], [r["load_ms"] for r in loads]
+        )
+        (values["encoder_preprocess_ms_per_token"],), errors["preprocess"] = least_squares(
+            [[r["images"] * r["tokens_per_image"]] for r in preprocess], [r["ms"] for r in preprocess]
+        )
     return values, errors
 
 
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()})"
+    return f"CPU ({cpu_name()})"
+
+
+def cpu_name() -> str:
+    """The CPU's model and the threads torch uses on it (the image work runs there even on a GPU node)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} CPUs, torch {torch.get_num_threads()} threads"
 
 
 def profile_document(
@@ -220,27 +307,30 @@ def profile_document(
     hardware: str,
     seconds: float,
 ) -> dict:
-    stage_of = {name: name.split("_")[0].replace("encode", "vit") for name in MEASURED}
     what = {
         "vit": "the vision tower's forward over images x resolutions, least squares: per forward + per image "
         "+ per token",
         "prefill": "the language model's forward over one prompt, least squares: fixed + per token + token^2",
         "decode": f"one decode step of N sequences at {args.decode_context} tokens of context, least "
         "squares: fixed + per sequence",
+        "load": f"a photo-like JPEG decoded by Pillow on the CPU ({cpu_name()}), least squares: per token",
+        "preprocess": "transformers' Qwen2VLImageProcessor over 1..N images on the CPU "
+        f"({cpu_name()}), least squares: per token",
     }
     parameters = {}
     for name, derived in base.derivations.items():
-        if name in MEASURED:
-            stage = stage_of[name]
+        stage = STAGE_OF.get(name)
+        if stage in errors:
             parameters[name] = {
                 "value": round(values[name], 9),
                 "derivation": f"[calibration] {what[stage]}; worst fit error {errors[stage]:.1%}",
             }
         else:
             value = getattr(base.cost, name)
+            why = "not measured in this run" if stage else "not measurable on one GPU"
             parameters[name] = {
                 "value": dict(value) if isinstance(value, tuple) else value,
-                "derivation": f"[base] not measurable on one GPU; {base.label}: {derived}",
+                "derivation": f"[base] {why}; {base.label}: {derived}",
             }
     return {
         "description": f"{args.config.stem} measured on {hardware} by scripts/calibrate_cost_profile.py "
@@ -291,29 +381,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--decode-batches", type=ints, default=[1, 2, 4, 8])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--preprocess-only", action="store_true", help="only the CPU's image work: no model, no GPU"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    device = torch.device(args.device)
+    device = torch.device("cpu" if args.preprocess_only else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("no CUDA device here; --device cpu runs the logic with a small --config")
     dtype = getattr(torch, args.dtype)
     base = load_cost_profile(args.base)
     hardware = device_name(device)
     print(f"calibrating {args.config.name} on {hardware} ({args.dtype})", flush=True)
-    model = build_model(args.config, device, dtype)
-    vision, language = parts(model)
-    timer = Timer(device, args.repeats)
+    resolutions = [resolution(r) for r in args.resolutions.split(",")]
+    vit: list[dict] = []
+    prefill: list[dict] = []
+    decode: list[dict] = []
     with torch.inference_mode():
-        vit = measure_vit(
-            vision, [resolution(r) for r in args.resolutions.split(",")], args.batches, timer, device, dtype
-        )
-        prefill = measure_prefill(language, args.prefill_lengths, timer, device)
-        decode = measure_decode(language, args.decode_context, args.decode_batches, timer, device)
-    values, errors = fit(vit, prefill, decode)
+        if not args.preprocess_only:
+            model = build_model(args.config, device, dtype)
+            vision, language = parts(model)
+            timer = Timer(device, args.repeats)
+            vit = measure_vit(vision, resolutions, args.batches, timer, device, dtype)
+            prefill = measure_prefill(language, args.prefill_lengths, timer, device)
+            decode = measure_decode(language, args.decode_context, args.decode_batches, timer, device)
+        preprocess = measure_preprocess(resolutions, args.batches, Timer(torch.device("cpu"), args.repeats))
+    values, errors = fit(vit, prefill, decode, preprocess)
     seconds = time.perf_counter() - started
-    measurements = {"vit": vit, "prefill": prefill, "decode": decode}
+    measurements = {"vit": vit, "prefill": prefill, "decode": decode, "preprocess": preprocess}
     document = profile_document(args, base, values, errors, measurements, hardware, seconds)
-    slug = "-".join(hardware.lower().replace("nvidia", "").split()[:2]) or "device"
+    slug = "cpu" if device.type == "cpu" else "-".join(hardware.lower().replace("nvidia", "").split()[:2])
     out = args.out or COST_PROFILES_DIR / f"{args.config.stem.removesuffix('-instruct')}-{slug}-measured.yaml"
     parse_cost_profile(out.stem, document, out)  # what the simulator and the planner will read
     out.write_text(

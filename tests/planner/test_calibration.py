@@ -59,6 +59,11 @@ def test_the_measured_profile_is_valid_and_says_what_was_measured(calibrated: Pa
         assert profile.derivations[name].startswith("[calibration]")
     for name in ("vit_tp_speedup", "kv_transfer_ms_per_token", "embed_transfer_ms_per_token"):
         assert profile.derivations[name].startswith("[base] not measurable on one GPU")
+    # The encoder's CPU work: each resolution decoded, then the image processor over 1..3 images of it.
+    assert len(profile.measured["preprocess"]) == 6
+    for name in ("image_load_ms_per_token", "encoder_preprocess_ms_per_token"):
+        assert profile.derivations[name].startswith("[calibration]")
+        assert getattr(profile.cost, name) > 0
     # A 448x448 image is 16x the tokens of a 112x112 one: the fit charges it more.
     cost = profile.cost
     assert cost.encode_batch_ms([cost.vision_tokens(448, 448)]) > cost.encode_batch_ms(
@@ -74,3 +79,21 @@ def test_the_planner_and_the_simulator_read_the_measured_profile(calibrated: Pat
         CostModel.from_env({"SGLANG_SIM_COST_PROFILE": str(calibrated)})
         == load_cost_profile(str(calibrated)).cost
     )
+
+
+def test_preprocess_only_measures_the_cpu_image_work_and_keeps_the_rest(
+    sglang_python: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "cpu-preprocess.yaml"
+    run = subprocess.run(
+        [str(sglang_python), str(SCRIPT), "--preprocess-only", "--resolutions", "112x112,224x224",
+         "--batches", "1,2", "--repeats", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=300, env=clean_env(),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    profile = load_cost_profile(str(out))
+    assert profile.derivations["encoder_preprocess_ms_per_token"].startswith("[calibration]")
+    assert profile.derivations["encode_ms_per_token"].startswith("[base] not measured in this run")
+    base = load_cost_profile("qwen2.5-vl-7b-h20-published").cost
+    assert profile.cost.encode_ms_per_token == base.encode_ms_per_token
+    assert not profile.measured["vit"] and len(profile.measured["preprocess"]) == 4

@@ -13,7 +13,10 @@ from sglang_epd.planner.workload import PlannedRequest
 from sglang_epd.sim.cost import CostModel, ideal_ttft_ms, vision_tokens
 
 TEN_80P = vision_tokens(1920, 1080)
-COST = CostModel(vit_tp_speedup=((2, 1.6),), language_tp_speedup=((2, 1.8),), prefill_ms_per_token_sq=1e-7)
+COST = CostModel(
+    vit_tp_speedup=((2, 1.6),), language_tp_speedup=((2, 1.8),), prefill_ms_per_token_sq=1e-7,
+    image_load_ms_per_token=0.004, encoder_preprocess_ms_per_token=0.015,
+)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -90,6 +93,16 @@ def test_encoders_split_a_request_and_queue_first_come_first_served() -> None:
     requests = [PlannedRequest(0, 0.0, (10, 10), 1, 1), PlannedRequest(1, 1.0, (10, 10), 1, 1)]
     assert encode_ready_ms(requests, 2, 1, cost) == [10.0, 20.0]  # one image each, the second queues
     assert encode_ready_ms(requests, 1, 1, cost) == [20.0, 40.0]
+
+
+def test_encoders_preprocess_off_the_gpu_so_a_smaller_share_can_go_first() -> None:
+    """A share asks for the encoder's GPU once loaded and preprocessed (sim/encoder.py handle_encode)."""
+    cost = CostModel(encode_fixed_ms=0.0, encode_ms_per_token=1.0, embed_transfer_fixed_ms=0.0,
+                     embed_transfer_ms_per_token=0.0, image_load_ms_per_token=0.5,
+                     encoder_preprocess_ms_per_token=1.0)  # fmt: skip
+    requests = [PlannedRequest(0, 0.0, (10, 10), 1, 1), PlannedRequest(1, 1.0, (4,), 1, 1)]
+    # request 0: load 5 + preprocess 20, forward 25-45; request 1: load 2 + preprocess 4, forward 7-11.
+    assert encode_ready_ms(requests, 1, 1, cost) == [45.0, 11.0]
 
 
 def test_shared_stages_give_what_each_layout_gives_alone() -> None:

@@ -146,9 +146,18 @@ class Http:
         return asyncio.run(self._get_json(url))
 
     def post_json(self, url: str, body: object) -> tuple[int, object]:
-        async def run() -> tuple[int, object]:
-            async with aiohttp.ClientSession() as session, session.post(url, json=body) as response:
+        return self.post_json_all([(url, body)])[0]
+
+    def post_json_all(self, requests: list[tuple[str, object]]) -> list[tuple[int, object]]:
+        """POST every (URL, JSON body) at once; (status, answer) in the same order."""
+
+        async def post(session: aiohttp.ClientSession, url: str, body: object) -> tuple[int, object]:
+            async with session.post(url, json=body) as response:
                 return response.status, await response.json(content_type=None)
+
+        async def run() -> list[tuple[int, object]]:
+            async with aiohttp.ClientSession() as session:
+                return list(await asyncio.gather(*(post(session, u, b) for u, b in requests)))
 
         return asyncio.run(run())
 

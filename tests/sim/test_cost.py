@@ -106,3 +106,21 @@ def test_more_encoders_lower_the_ideal_ttft() -> None:
     images = [(1920, 1080)] * 8
     ttfts = [ideal_ttft_ms(images, n, cost=CostModel()) for n in (1, 2, 4, 8)]
     assert ttfts == sorted(ttfts, reverse=True)
+
+
+def test_the_cpu_image_work_comes_before_the_vit_on_either_side() -> None:
+    """An encoder loads (in parallel) and preprocesses its share before the forward; a server encoding
+    itself only loads them, its image processor runs on its GPU (base_processor.py)."""
+    cost = CostModel.from_env(
+        {"SGLANG_SIM_IMAGE_LOAD_MS_PER_TOKEN": "0.005", "SGLANG_SIM_ENCODER_PREPROCESS_MS_PER_TOKEN": "0.02"}
+    )
+    bare = CostModel()
+    images = [(1920, 1080)] * 4
+    assert cost.encoder_preprocess_ms([2691, 2691]) == pytest.approx(0.005 * 2691 + 0.02 * 2 * 2691)
+    # 4 images on 2 encoders: each share is 2 images.
+    assert ideal_ttft_ms(images, 2, cost=cost) - ideal_ttft_ms(images, 2, cost=bare) == pytest.approx(
+        cost.encoder_preprocess_ms([2691, 2691])
+    )
+    assert ideal_ttft_ms(images, 0, disaggregated=False, cost=cost) - ideal_ttft_ms(
+        images, 0, disaggregated=False, cost=bare
+    ) == pytest.approx(0.005 * 2691)

@@ -238,6 +238,24 @@ def test_prefix_mm_cache_hits_cost_nothing(cached_encoder: SimServer, http: Http
     assert http.metric(cached_encoder.url, "sglang:encoder_cache_hit_files_total") == 1
 
 
+def test_an_encoder_preprocesses_off_its_gpu(sims: SimLauncher, http: Http) -> None:
+    """Every share is loaded and run through the image processor on the CPU before it asks for the GPU
+    (disaggregation/encoder/server.py MMEncoder.batch_encode), so a small share is not held up by a large
+    one still in preprocessing."""
+    cpu_work = {"SGLANG_SIM_IMAGE_LOAD_MS_PER_TOKEN": "0.01",
+                "SGLANG_SIM_ENCODER_PREPROCESS_MS_PER_TOKEN": "0.05"}
+    encoder = sims.start("--encoder-only", env=cpu_work)
+    big = [{"index": i, "width": 1920, "height": 1080, "hash": f"big-{i}"} for i in range(4)]
+    small = [{"index": 0, "width": 448, "height": 448, "hash": "small"}]
+    (_, first), (_, second) = http.post_json_all(
+        [(f"{encoder.url}/encode", {"rid": "big", "part_index": 0, "images": big}),
+         (f"{encoder.url}/encode", {"rid": "small", "part_index": 0, "images": small})]
+    )  # fmt: skip
+    assert first["timings"]["preprocess_ms"] == pytest.approx(0.01 * 2691 + 0.05 * 4 * 2691)
+    assert second["timings"]["preprocess_ms"] == pytest.approx(0.01 * 256 + 0.05 * 256)
+    assert second["timings"]["e2e_ms"] < first["timings"]["preprocess_ms"]
+
+
 def test_without_encoders_the_language_server_encodes_itself(language_server: SimServer, http: Http) -> None:
     """A Qwen2.5-VL --language-only server keeps its vision tower (srt/models/qwen2_5_vl.py): broken
     registration is slow, not failed (receiver.py, _send_encode_request)."""

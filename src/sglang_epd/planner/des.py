@@ -6,10 +6,11 @@ What it follows, stage by stage (each stage's input is fixed by the one before, 
   values set `router.policy: round_robin`);
 - encoders (epd, encoder+collocated): a language server sends a request's images to every encoder at once,
   counts as SGLang assigns them (sim/encoder_registry.py assign_counts, the shuffled larger shares); each
-  encoder runs one share per forward, first come first served (sim/encoder.py, handle_encode), then the
-  embeddings travel (not on its GPU);
+  encoder preprocesses a share off its GPU, then runs it in one forward, first come first served
+  (sim/encoder.py, handle_encode), then the embeddings travel (not on its GPU);
 - language servers: one prefill at a time on the GPU, whole, in the order requests became ready (their
-  embeddings arrived), plus the images' local encode when no encoder is used (sim/generation.py, _prefill);
+  embeddings arrived, or their images loaded), plus the images' local encode when no encoder is used
+  (sim/generation.py, _prefill);
 - continuous-batching decode (sim/gpu.py, DecodeBatch): a step of `running` sequences takes
   cost.decode_step_ms(running, tp) and gives each a token; sequences that arrive join at the next step, up
   to max_running; on an unsplit server the steps queue for the same GPU as the prefills, in request order;
@@ -51,10 +52,11 @@ def encode_ready_ms(
 ) -> list[float]:
     """When each request's embeddings are all at its language server (its arrival when it has no image)."""
     rng = random.Random(f"shares/{seed}/{encoders}")
-    free_at = [0.0] * encoders
-    ready = []
-    for request in requests:
-        done = request.arrival_ms
+    # Each share asks for its encoder's GPU once preprocessed (off the GPU, in parallel with other
+    # requests'), so shares of different requests can reach the GPU out of arrival order.
+    asks: list[list[tuple[float, int, list[int]]]] = [[] for _ in range(encoders)]
+    ready = [request.arrival_ms for request in requests]
+    for position, request in enumerate(requests):
         start = 0
         counts = assign_counts(len(request.image_tokens), encoders, rng) if request.image_tokens else []
         for encoder, count in enumerate(counts):
@@ -62,10 +64,12 @@ def encode_ready_ms(
                 continue
             share = request.image_tokens[start : start + count]
             start += count
-            begin = max(free_at[encoder], request.arrival_ms)
-            free_at[encoder] = begin + cost.encode_batch_ms(share, encoder_tp)
-            done = max(done, free_at[encoder] + cost.embed_transfer_ms(sum(share)))
-        ready.append(done)
+            asks[encoder].append((request.arrival_ms + cost.encoder_preprocess_ms(share), position, share))
+    for shares in asks:
+        free_at = 0.0
+        for ask, position, share in sorted(shares, key=lambda s: s[:2]):
+            free_at = max(free_at, ask) + cost.encode_batch_ms(share, encoder_tp)
+            ready[position] = max(ready[position], free_at + cost.embed_transfer_ms(sum(share)))
     return ready
 
 
@@ -199,7 +203,7 @@ class StagedModel:
         if layout.uses_encoders:
             ready = self.encoded(layout.encoders, layout.encoder_tp)
         else:
-            ready = [r.arrival_ms for r in self.requests]
+            ready = [r.arrival_ms + cost.image_load_ms(r.image_tokens) for r in self.requests]
         by_server: list[list[tuple[float, float, int, int]]] = [[] for _ in range(layout.servers)]
         for position, request in enumerate(self.requests):
             busy = self.prefill_ms[position] / prefill_speedup

@@ -124,6 +124,8 @@ def checked_speedups(speedups: Mapping[int, float], name: str) -> tuple[tuple[in
 
 # Field name -> environment variable; the defaults live on the dataclass.
 ENV_NAMES: dict[str, str] = {
+    "image_load_ms_per_token": "SGLANG_SIM_IMAGE_LOAD_MS_PER_TOKEN",
+    "encoder_preprocess_ms_per_token": "SGLANG_SIM_ENCODER_PREPROCESS_MS_PER_TOKEN",
     "encode_batch_fixed_ms": "SGLANG_SIM_ENCODE_BATCH_FIXED_MS",
     "encode_fixed_ms": "SGLANG_SIM_ENCODE_FIXED_MS",
     "encode_ms_per_token": "SGLANG_SIM_ENCODE_MS_PER_TOKEN",
@@ -151,6 +153,15 @@ class CostModel:
     """Coefficients of the cost model (the simulator's defaults: cost-profiles/sim-default.yaml);
     `CostModel.from_env()` reads a profile and the overrides."""
 
+    # CPU work before the ViT, off the GPU. Loading (decoding) an image's bytes: a request's images load in
+    # parallel (SGLang's io thread pools: multimodal/processors/base_processor.py `io_executor` on a language
+    # server, disaggregation/encoder/preprocessor.py `EncoderPreprocessor.io_executor` on an encoder).
+    image_load_ms_per_token: float = 0.0
+    # An encoder's image processor over its share, one call, on the CPU (EncoderPreprocessor.
+    # _process_image_items in its preproc_executor; SGLANG_ENCODER_IMAGE_PROCESSOR_USE_GPU defaults off).
+    # A language server encoding itself runs the processor on its GPU (base_processor.py
+    # _fast_image_processor_device): a few ms, taken as none.
+    encoder_preprocess_ms_per_token: float = 0.0
     encode_batch_fixed_ms: float = 0.0
     encode_fixed_ms: float = 5.0
     encode_ms_per_token: float = 0.03
@@ -211,6 +222,16 @@ class CostModel:
         """A tokenizer stand-in: ceil(chars / chars_per_token)."""
         return math.ceil(chars / self.chars_per_token) if chars > 0 else 0
 
+    def image_load_ms(self, tokens_per_image: Sequence[int]) -> float:
+        """Loading a request's (or a share's) images, in parallel: the largest one's."""
+        return self.image_load_ms_per_token * max(tokens_per_image, default=0)
+
+    def encoder_preprocess_ms(self, tokens_per_image: Sequence[int]) -> float:
+        """An encoder's CPU work on its share before the forward: load, then the image processor."""
+        return self.image_load_ms(tokens_per_image) + self.encoder_preprocess_ms_per_token * sum(
+            tokens_per_image
+        )
+
     def encode_ms(self, tokens: int) -> float:
         """ViT time of one image within a forward (at TP 1)."""
         return self.encode_fixed_ms + self.encode_ms_per_token * tokens
@@ -256,10 +277,10 @@ def ideal_ttft_ms(
     """TTFT of one request on an idle deployment, by the cost model.
 
     `images` are (width, height) pairs. With `encoders` > 0 (EPD) the images are split over that many
-    encoders and the slowest share counts (its forward plus its embedding transfer); with 0 the
-    language server encodes all of them itself, in one forward at its TP. Then the prefill of text + vision
-    tokens; and with `disaggregated` (PD) the KV transfer plus one decode step, after which the decode
-    server writes the first token.
+    encoders and the slowest share counts (its preprocessing, forward and embedding transfer); with 0 the
+    language server loads them and encodes all of them itself, in one forward at its TP. Then the prefill
+    of text + vision tokens; and with `disaggregated` (PD) the KV transfer plus one decode step, after
+    which the decode server writes the first token.
     """
     cost = cost or CostModel.from_env()
     tokens = [cost.vision_tokens(w, h) for w, h in images]
@@ -267,11 +288,13 @@ def ideal_ttft_ms(
         encode = 0.0
     elif encoders > 0:
         encode = max(
-            cost.encode_batch_ms(share) + cost.embed_transfer_ms(sum(share))
+            cost.encoder_preprocess_ms(share)
+            + cost.encode_batch_ms(share)
+            + cost.embed_transfer_ms(sum(share))
             for share in split_in_order(tokens, encoders)
         )
     else:
-        encode = cost.encode_batch_ms(tokens, tp_size)
+        encode = cost.image_load_ms(tokens) + cost.encode_batch_ms(tokens, tp_size)
     prompt_tokens = text_tokens + sum(tokens)
     ttft = encode + cost.prefill_ms(prompt_tokens, tp_size)
     if disaggregated:

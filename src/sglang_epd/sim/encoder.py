@@ -108,6 +108,10 @@ class EncoderServer:
         metrics.of(metrics.requests_received).inc()
         metrics.of(metrics.items_per_request).observe(len(images))
         metrics.of(metrics.items_per_batch).observe(len(images))  # one request per batch here
+        # Every image of the share is loaded and preprocessed, cached or not, before the forward and off
+        # its GPU (disaggregation/encoder/server.py MMEncoder.batch_encode -> _prepare_encode_context).
+        preprocess_ms = self.cost.encoder_preprocess_ms(tokens)
+        await asyncio.sleep(preprocess_ms / 1000)
         hits: list[bool] = []
         async with self.gpu.use() as waited:
             for _, _, _, key in images:
@@ -149,6 +153,7 @@ class EncoderServer:
                     for (index, _, _, key), n, hit in zip(images, tokens, hits, strict=True)
                 ],
                 "timings": {
+                    "preprocess_ms": round(preprocess_ms, 3),
                     "queue_ms": _ms(waited),
                     "forward_ms": round(forward_ms, 3),
                     "transfer_ms": round(transfer_ms, 3),

@@ -218,6 +218,7 @@ async def _encode_part(
         "image_indices": [i.index for i in images],
         "vision_tokens": result.get("vision_tokens", 0),
         "cache_hits": sum(1 for i in result.get("images", []) if i.get("cache_hit")),
+        "preprocess_ms": timings.get("preprocess_ms"),
         "queue_ms": timings.get("queue_ms"),
         "forward_ms": timings.get("forward_ms"),
         "transfer_ms": timings.get("transfer_ms"),

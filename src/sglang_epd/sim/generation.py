@@ -266,9 +266,11 @@ class GenerationServer:
             for part in parts:
                 self.metrics.dispatched_images.labels(self.config.model_name, part["url"]).inc(part["images"])
         elif prompt.images:
-            local_encode_ms = self.cost.encode_batch_ms(
-                [i.vision_tokens for i in prompt.images], self.tp_size
-            )
+            tokens = [i.vision_tokens for i in prompt.images]
+            # The tokenizer loads the images before the scheduler sees the request (tokenizer_manager.py
+            # _tokenize_one_request -> mm_processor.process_mm_data_async); the GPU is not held meanwhile.
+            await asyncio.sleep(self.cost.image_load_ms(tokens) / 1000)
+            local_encode_ms = self.cost.encode_batch_ms(tokens, self.tp_size)
             timings["encode_ms"] = round(local_encode_ms, 3)
             timings["encoders"] = []
         prefill_ms = self.cost.prefill_ms(prompt_tokens, self.tp_size)
