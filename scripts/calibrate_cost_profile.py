@@ -307,15 +307,16 @@ def profile_document(
     hardware: str,
     seconds: float,
 ) -> dict:
+    cpu = cpu_name()
     what = {
         "vit": "the vision tower's forward over images x resolutions, least squares: per forward + per image "
         "+ per token",
         "prefill": "the language model's forward over one prompt, least squares: fixed + per token + token^2",
         "decode": f"one decode step of N sequences at {args.decode_context} tokens of context, least "
         "squares: fixed + per sequence",
-        "load": f"a photo-like JPEG decoded by Pillow on the CPU ({cpu_name()}), least squares: per token",
-        "preprocess": "transformers' Qwen2VLImageProcessor over 1..N images on the CPU "
-        f"({cpu_name()}), least squares: per token",
+        "load": f"a photo-like JPEG decoded by Pillow on the CPU ({cpu}), least squares: per token",
+        "preprocess": f"transformers' Qwen2VLImageProcessor over 1..N images on the CPU ({cpu}), least "
+        "squares: per token",
     }
     parameters = {}
     for name, derived in base.derivations.items():

@@ -165,6 +165,8 @@ class StagedModel:
         # Each request's GPU time at TP 1; at TP n the cost model divides it by the TP speed-up.
         self.prefill_ms = [cost.prefill_ms(r.prompt_tokens) for r in self.requests]
         self.local_encode_ms = [cost.encode_batch_ms(r.image_tokens) for r in self.requests]
+        # When a server that encodes itself has a request's images loaded (no encoder in the layout).
+        self.loaded_ms = [r.arrival_ms + cost.image_load_ms(r.image_tokens) for r in self.requests]
         span = self.requests[-1].arrival_ms - self.requests[0].arrival_ms if len(self.requests) > 1 else 0.0
         self.span_ms = span or math.inf
 
@@ -200,10 +202,7 @@ class StagedModel:
             return self._language[key]
         cost, tp = self.cost, layout.server_tp
         prefill_speedup, vit_speedup = cost.language_speedup(tp), cost.vit_speedup(tp)
-        if layout.uses_encoders:
-            ready = self.encoded(layout.encoders, layout.encoder_tp)
-        else:
-            ready = [r.arrival_ms + cost.image_load_ms(r.image_tokens) for r in self.requests]
+        ready = self.encoded(layout.encoders, layout.encoder_tp) if layout.uses_encoders else self.loaded_ms
         by_server: list[list[tuple[float, float, int, int]]] = [[] for _ in range(layout.servers)]
         for position, request in enumerate(self.requests):
             busy = self.prefill_ms[position] / prefill_speedup
